@@ -1,0 +1,114 @@
+"""The contract every invertible block honours."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["InvertibleModule", "Shape", "normalize_shapes"]
+
+Shape = tuple[int, ...]
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def normalize_shapes(shapes: Iterable[Iterable[int]] | None, what: str = "dims_in") -> list[Shape]:
+    """Turn a list of shapes (tuples, lists or ``torch.Size``) into a list of int tuples.
+
+    Args:
+        shapes: one shape per tensor, each without the batch dimension; ``None`` means no tensors.
+        what: the argument's name, used in error messages.
+
+    Returns:
+        A list of tuples of ints.
+
+    Example:
+        >>> normalize_shapes([torch.Size([3, 8, 8]), [4]])
+        [(3, 8, 8), (4,)]
+    """
+    if shapes is None:
+        return []
+    if isinstance(shapes, (str, bytes)) or not isinstance(shapes, Iterable):
+        raise TypeError(f"{what} must be a list of shapes such as [(8,)], got {shapes!r}")
+    shapes = list(shapes)
+    if shapes and all(_is_int(s) for s in shapes):
+        raise TypeError(
+            f"{what} must be a list of shapes, one per tensor, but got a single shape {tuple(shapes)}; "
+            f"pass [{tuple(shapes)}] instead"
+        )
+    result = []
+    for index, shape in enumerate(shapes):
+        if isinstance(shape, (str, bytes)) or not isinstance(shape, Iterable):
+            raise TypeError(f"{what}[{index}] must be a shape such as (8,) or (3, 32, 32), got {shape!r}")
+        shape = tuple(shape)
+        if not all(_is_int(d) and d > 0 for d in shape):
+            raise ValueError(f"{what}[{index}] must contain positive ints, got {shape}")
+        result.append(shape)
+    return result
+
+
+class InvertibleModule(nn.Module):
+    r"""Base class of every invertible block and of whole graphs.
+
+    The contract:
+
+    * ``__init__(dims_in, dims_c=None, ...)`` receives one shape per input tensor (``dims_in``) and per
+      condition tensor (``dims_c``), each without the batch dimension. Both are stored normalised as lists
+      of int tuples in ``self.dims_in`` and ``self.dims_c``.
+    * ``forward(x_or_z, c=None, rev=False, jac=True)`` takes a sequence of tensors (and a sequence of
+      condition tensors, or None) and returns ``(outputs, log_det)`` where ``outputs`` is a tuple of
+      tensors. With ``rev=False`` it computes :math:`z = f(x)` and
+      :math:`\log|\det J_f(x)|` per sample, a tensor of shape ``(batch,)``; with ``rev=True`` it computes
+      :math:`x = f^{-1}(z)` and :math:`\log|\det J_{f^{-1}}(z)| = -\log|\det J_f(x)|`. Hence
+      ``f⁻¹(f(x)) == x`` and ``log_det_forward == -log_det_reverse``. A log-det that does not depend on
+      the sample may be returned as a 0-dim tensor or a Python number; with ``jac=False`` a module may
+      return ``None`` instead.
+    * ``output_dims(input_dims)`` returns the output shapes (without batch) for the given input shapes,
+      which is how graphs infer every shape before anything runs.
+    * A module never modifies its input tensors in place.
+
+    Example:
+        >>> class Scale(InvertibleModule):
+        ...     def forward(self, x_or_z, c=None, rev=False, jac=True):
+        ...         x, = x_or_z
+        ...         log_det = x.new_full((x.shape[0],), x[0].numel() * 0.6931471805599453)
+        ...         return ((x / 2 if rev else x * 2),), (-log_det if rev else log_det)
+        ...     def output_dims(self, input_dims):
+        ...         return input_dims
+        >>> block = Scale([(3,)])
+        >>> (z,), log_det = block([torch.ones(2, 3)])
+        >>> z[0].tolist(), round(log_det[0].item(), 4)
+        ([2.0, 2.0, 2.0], 2.0794)
+    """
+
+    def __init__(self, dims_in: Iterable[Iterable[int]], dims_c: Iterable[Iterable[int]] | None = None):
+        super().__init__()
+        self.dims_in: list[Shape] = normalize_shapes(dims_in, "dims_in")
+        self.dims_c: list[Shape] = normalize_shapes(dims_c, "dims_c")
+
+    def forward(
+        self,
+        x_or_z: Sequence[Tensor],
+        c: Sequence[Tensor] | None = None,
+        rev: bool = False,
+        jac: bool = True,
+    ) -> tuple[tuple[Tensor, ...], Tensor | float | None]:
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
+
+    def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
+        """Output shapes (without batch) for the given input shapes."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement output_dims()")
+
+    def log_jacobian(self, *args, **kwargs) -> None:
+        """Deprecated: the log-det is returned by ``forward``. Does nothing but warn."""
+        warnings.warn(
+            "log_jacobian() is deprecated: forward() returns (outputs, log_det); use that log_det",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return None

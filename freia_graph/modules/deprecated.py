@@ -1,0 +1,3 @@
+"""(family placeholder: filled in by its owner)"""
+
+__all__: list[str] = []
