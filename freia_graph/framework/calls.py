@@ -1,0 +1,112 @@
+"""Checks shared by GraphINN and SequenceINN: the caller's tensors, and each module's answer.
+
+Call checks run before any module does; module answers are verified on the first call in each
+direction (and on every call while ``check_inputs`` is on), so a module breaking the contract is named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch import Tensor
+
+from freia_graph.modules.base import Shape
+
+__all__ = ["as_tensor_list", "check_tensors", "verified_answer", "per_sample_log_det", "first_tensor"]
+
+
+def as_tensor_list(values: Any, names: Sequence[str], what: str) -> list[Tensor]:
+    """The caller's tensors as a list in node order: from a tensor, a list/tuple or a dict keyed by name."""
+    if values is None:
+        values = []
+    elif isinstance(values, Tensor):
+        values = [values]
+    elif isinstance(values, Mapping):
+        unknown = sorted(set(values) - set(names))
+        missing = [name for name in names if name not in values]
+        if unknown or missing:
+            raise ValueError(f"{what}: dict keys must be the node names {list(names)}; "
+                             f"missing {missing}, unknown {unknown}")
+        values = [values[name] for name in names]
+    elif isinstance(values, (list, tuple)):
+        values = list(values)
+    else:
+        raise TypeError(f"{what} must be a tensor, a list of tensors or a dict keyed by node name, "
+                        f"got {type(values).__name__}")
+    if len(values) != len(names):
+        raise ValueError(f"{what}: expected {len(names)} tensor(s) for {list(names)}, got {len(values)}")
+    for name, value in zip(names, values):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{what} '{name}' must be a tensor, got {type(value).__name__}")
+    return values
+
+
+def check_tensors(groups: Sequence[tuple[str, Sequence[str], Sequence[Tensor], Sequence[Shape]]]) -> None:
+    """Shapes (all but batch), batch agreement, dtype and device of every tensor of a call.
+
+    Each group is ``(what, names, tensors, expected_shapes)``, e.g. the inputs and the conditions.
+    """
+    reference: tuple[str, Tensor] | None = None
+    for what, names, tensors, shapes in groups:
+        for name, tensor, shape in zip(names, tensors, shapes):
+            label = f"{what} '{name}'"
+            if tuple(tensor.shape[1:]) != shape or tensor.dim() == 0:
+                raise ValueError(f"{label} must have shape (batch, {', '.join(map(str, shape))}), "
+                                 f"got {tuple(tensor.shape)}")
+            if not tensor.is_floating_point():
+                raise TypeError(f"{label} must be a floating point tensor, got {tensor.dtype}")
+            if reference is None:
+                reference = (label, tensor)
+                continue
+            first_label, first = reference
+            if tensor.shape[0] != first.shape[0]:
+                raise ValueError(f"{label} has batch size {tensor.shape[0]}, but {first_label} has {first.shape[0]}")
+            if tensor.dtype != first.dtype or tensor.device != first.device:
+                raise ValueError(f"{label} is {tensor.dtype} on {tensor.device}, but {first_label} is "
+                                 f"{first.dtype} on {first.device}; all tensors of a call must agree")
+
+
+def verified_answer(answer: Any, where: str, n_outputs: int, batch: int, jac: bool) -> tuple[tuple, Any]:
+    """Check that a module's answer honours the contract; returns it unpacked.
+
+    Raises:
+        ValueError: naming ``where`` (the node) and what was wrong.
+    """
+    if not (isinstance(answer, tuple) and len(answer) == 2):
+        raise ValueError(f"{where} must return (outputs, log_det), got {type(answer).__name__}")
+    outputs, log_det = answer
+    if not isinstance(outputs, (tuple, list)) or not all(isinstance(o, Tensor) for o in outputs):
+        raise ValueError(f"{where} must return its outputs as a tuple of tensors, got {type(outputs).__name__}")
+    if len(outputs) != n_outputs:
+        raise ValueError(f"{where} returned {len(outputs)} output(s), but its output_dims declares {n_outputs}")
+    if jac:
+        per_sample = isinstance(log_det, Tensor) and tuple(log_det.shape) in ((batch,), ())
+        if not (per_sample or isinstance(log_det, (int, float))):
+            shape = tuple(log_det.shape) if isinstance(log_det, Tensor) else type(log_det).__name__
+            raise ValueError(f"{where} returned a log-det of shape {shape}; expected ({batch},) (one per "
+                             "sample), a 0-dim tensor or a number")
+    return tuple(outputs), log_det
+
+
+def per_sample_log_det(log_det: Any, reference: Tensor, jac: bool) -> Tensor:
+    """The summed log-det as a ``(batch,)`` tensor (zeros with ``jac=False``), without host-device copies."""
+    batch = reference.shape[0]
+    if not jac:
+        return reference.new_zeros(batch)
+    if isinstance(log_det, Tensor) and log_det.shape == (batch,):
+        return log_det
+    total = reference.new_zeros(batch) + log_det
+    if total.shape != (batch,):
+        raise ValueError(f"the summed log-det has shape {tuple(total.shape)}, expected ({batch},): "
+                         "a module returned a log-det of the wrong shape (run with check_inputs=True to name it)")
+    return total
+
+
+def first_tensor(*groups: Sequence[Tensor]) -> Tensor:
+    """The first tensor of a call, to take batch size, dtype and device from."""
+    for group in groups:
+        if group:
+            return group[0]
+    raise ValueError("the call has no tensors")
+

@@ -1,0 +1,156 @@
+"""From declared nodes to a validated ``networkx.MultiDiGraph`` and its execution orders.
+
+The graph is the one source of truth for topology: validation, ordering, :func:`collect_nodes`, pictures
+and plans all read it. Edges go from producer to consumer and carry ``out_port`` (the producer's output
+index), ``in_port`` (the consumer's input or condition index), ``shape`` and ``condition`` (True when the
+edge feeds a condition). It is a multigraph because one node may feed another through several ports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import networkx as nx
+
+from freia_graph.framework.nodes import BaseNode
+
+__all__ = ["collect_nodes", "build_graph", "forward_order", "reverse_order"]
+
+
+def _neighbours(node: BaseNode) -> list[BaseNode]:
+    return [source for source, _ in node.inputs + node.conditions] + [consumer for consumer, _ in node.outputs]
+
+
+def collect_nodes(*nodes: BaseNode) -> list[BaseNode]:
+    """The whole connected graph reachable from any of the given nodes, in declaration order.
+
+    Walks inputs, conditions and consumers, so any one node of a graph finds all of it.
+
+    Example:
+        >>> from freia_graph.framework import InputNode, OutputNode
+        >>> x = InputNode(4, name="x"); z = OutputNode(x, name="z")
+        >>> [node.name for node in collect_nodes(z)]
+        ['x', 'z']
+    """
+    seen: dict[int, BaseNode] = {}
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, BaseNode):
+            raise TypeError(f"collect_nodes() takes nodes, got {type(node).__name__}")
+        if id(node) not in seen:
+            seen[id(node)] = node
+            stack.extend(_neighbours(node))
+    return sorted(seen.values(), key=lambda node: node.serial)
+
+
+def _port_name(node: BaseNode, port: int) -> str:
+    return f"'{node.name}'.out{port}"
+
+
+def _check_node_list(node_list: Sequence[BaseNode]) -> None:
+    names: dict[str, BaseNode] = {}
+    for index, node in enumerate(node_list):
+        if not isinstance(node, BaseNode):
+            raise TypeError(f"node_list[{index}] is a {type(node).__name__}, not a node")
+        if node.name in names:
+            other = "the same node listed twice" if names[node.name] is node else "two different nodes"
+            raise ValueError(f"duplicate node name '{node.name}' in node_list ({other}); names must be unique")
+        names[node.name] = node
+    members = {id(node) for node in node_list}
+    for node in node_list:
+        for source, port in node.inputs + node.conditions:
+            if id(source) not in members:
+                raise ValueError(f"Node '{node.name}' reads {_port_name(source, port)}, but '{source.name}' is "
+                                 "not in node_list; add it (Ff.collect_nodes(...) gathers a whole graph)")
+        for consumer, index in node.outputs:
+            if id(consumer) not in members:
+                raise ValueError(
+                    f"Node '{node.name}' is consumed by '{consumer.name}' (its input/condition {index}), which "
+                    "is not in node_list; add it, or rebuild the nodes (was a cell declaring it run twice?)"
+                )
+    if not any(node.kind == "input" for node in node_list):
+        raise ValueError("the graph has no InputNode")
+    if not any(node.kind == "output" for node in node_list):
+        raise ValueError("the graph has no OutputNode")
+
+
+def _edges(node_list: Sequence[BaseNode]) -> nx.MultiDiGraph:
+    graph = nx.MultiDiGraph()
+    graph.add_nodes_from(node_list)
+    for node in node_list:
+        for condition, ports in ((False, node.inputs), (True, node.conditions)):
+            for in_port, (source, out_port) in enumerate(ports):
+                graph.add_edge(source, node, key=(condition, in_port), out_port=out_port, in_port=in_port,
+                               shape=source.output_dims[out_port], condition=condition)
+    return graph
+
+
+def _check_ports_consumed_once(graph: nx.MultiDiGraph) -> None:
+    for node in graph.nodes:
+        if node.kind in ("condition", "feed_forward"):
+            continue  # condition values may feed any number of nodes
+        consumers: dict[int, list[str]] = {port: [] for port in range(len(node.output_dims))}
+        for _, consumer, data in graph.out_edges(node, data=True):
+            consumers[data["out_port"]].append(f"'{consumer.name}' (input {data['in_port']})")
+        for port, readers in consumers.items():
+            shape = node.output_dims[port]
+            if not readers:
+                raise ValueError(f"{_port_name(node, port)} (shape {shape}) is not consumed by any node; "
+                                 "connect it to a node or an OutputNode")
+            if len(readers) > 1:
+                raise ValueError(f"{_port_name(node, port)} (shape {shape}) is consumed {len(readers)} times, "
+                                 f"by {', '.join(readers)}; each output must be consumed exactly once "
+                                 "(use Split to use a tensor in several places)")
+
+
+def _check_acyclic(graph: nx.MultiDiGraph) -> None:
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return
+    names = " -> ".join(f"'{edge[0].name}'" for edge in cycle) + f" -> '{cycle[0][0].name}'"
+    raise ValueError(f"the graph has a cycle: {names}")
+
+
+def _check_inputs_reach_outputs(graph: nx.MultiDiGraph) -> None:
+    for node in graph.nodes:
+        if node.kind == "input" and not any(d.kind == "output" for d in nx.descendants(graph, node)):
+            raise ValueError(f"InputNode '{node.name}' is not connected to any OutputNode")
+
+
+def build_graph(node_list: Sequence[BaseNode]) -> nx.MultiDiGraph:
+    """Validate the nodes and gather them into a graph; every error names the node, port and shapes.
+
+    Example:
+        >>> from freia_graph.framework import InputNode, OutputNode
+        >>> x = InputNode(4, name="x"); z = OutputNode(x, name="z")
+        >>> graph = build_graph([x, z])
+        >>> [(u.name, v.name, d["shape"]) for u, v, d in graph.edges(data=True)]
+        [('x', 'z', (4,))]
+    """
+    _check_node_list(node_list)
+    graph = _edges(node_list)
+    _check_acyclic(graph)
+    _check_ports_consumed_once(graph)
+    _check_inputs_reach_outputs(graph)
+    return graph
+
+
+def forward_order(graph: nx.MultiDiGraph, node_list: Sequence[BaseNode]) -> list[BaseNode]:
+    """A deterministic topological order: ties are broken by the position in ``node_list``."""
+    position = {id(node): index for index, node in enumerate(node_list)}
+    return list(nx.lexicographical_topological_sort(graph, key=lambda node: position[id(node)]))
+
+
+def reverse_order(graph: nx.MultiDiGraph, node_list: Sequence[BaseNode]) -> list[BaseNode]:
+    """The order for running the graph backwards.
+
+    Invertible edges flip direction; condition edges keep theirs, because conditions (and the
+    feed-forward nodes computing them) must be known before the nodes they condition are inverted.
+    """
+    flipped = nx.MultiDiGraph()
+    flipped.add_nodes_from(graph.nodes)
+    for source, target, data in graph.edges(data=True):
+        flipped.add_edge(*((source, target) if data["condition"] else (target, source)))
+    return forward_order(flipped, node_list)

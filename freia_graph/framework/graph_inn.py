@@ -1,0 +1,249 @@
+"""GraphINN: an invertible network given as a graph of nodes, run forward or in reverse."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from freia_graph.framework.calls import (
+    as_tensor_list,
+    check_tensors,
+    first_tensor,
+    per_sample_log_det,
+    verified_answer,
+)
+from freia_graph.framework.graph import build_graph, forward_order, reverse_order
+from freia_graph.framework.nodes import BaseNode
+from freia_graph.framework.plan import Plan, compile_plan
+from freia_graph.modules.base import InvertibleModule, Shape, normalize_shapes
+
+__all__ = ["GraphINN"]
+
+
+class GraphINN(InvertibleModule):
+    """An invertible network built from nodes; itself an :class:`InvertibleModule`, so graphs nest.
+
+    Building validates the graph (every error names the node, port and shapes), orders it for both
+    directions and compiles one plan per direction. A call only checks its arguments and runs the plan.
+
+    Tensors are passed and returned in the order of the InputNodes, ConditionNodes and OutputNodes in
+    ``node_list`` (or as dicts keyed by node name). Forward takes the inputs and returns the outputs;
+    ``rev=True`` takes the outputs and returns the inputs.
+
+    Args:
+        node_list: every node of the graph (``collect_nodes`` gathers them from any one node).
+        force_tuple_output: return a tuple even when the graph has a single output.
+        verbose: print the execution order when building.
+        check_inputs: check the shape, batch size, dtype and device of every call's tensors, and the
+            answer of every module, before/while running (turn off for the last bit of speed).
+
+    Example:
+        >>> import torch, freia_graph.framework as Ff, freia_graph.modules as Fm
+        >>> x = Ff.InputNode(6, name="x")
+        >>> split = Ff.Node(x, Fm.Split, {"section_sizes": [4, 2]}, name="split")
+        >>> perm = Ff.Node(split.out0, Fm.PermuteRandom, {"seed": 0}, name="perm")
+        >>> merge = Ff.Node([perm.out0, split.out1], Fm.Concat, {}, name="merge")
+        >>> inn = Ff.GraphINN([x, split, perm, merge, Ff.OutputNode(merge, name="z")])
+        >>> z, log_det = inn(torch.randn(3, 6))
+        >>> x_back, _ = inn(z, rev=True)
+        >>> tuple(z.shape), tuple(log_det.shape)
+        ((3, 6), (3,))
+    """
+
+    def __init__(
+        self,
+        node_list: Sequence[BaseNode],
+        force_tuple_output: bool = False,
+        verbose: bool = False,
+        check_inputs: bool = True,
+    ):
+        node_list = list(node_list)
+        graph = build_graph(node_list)
+        self.input_nodes = [n for n in node_list if n.kind == "input"]
+        self.condition_nodes = [n for n in node_list if n.kind == "condition"]
+        self.output_nodes = [n for n in node_list if n.kind == "output"]
+        super().__init__([n.output_dims[0] for n in self.input_nodes],
+                         [n.output_dims[0] for n in self.condition_nodes])
+        self.node_list = node_list
+        self.graph = graph
+        self.force_tuple_output = force_tuple_output
+        self.check_inputs = check_inputs
+        self.module_list = nn.ModuleList([n.module for n in node_list if n.module is not None])
+        orders = (forward_order(graph, node_list), reverse_order(graph, node_list))
+        self.plans = tuple(compile_plan(order, node_list, rev=bool(rev)) for rev, order in enumerate(orders))
+        self._recording_plans: dict[bool, Plan] = {}
+        self._names = {False: ([n.name for n in self.input_nodes], [n.name for n in self.output_nodes]),
+                       True: ([n.name for n in self.output_nodes], [n.name for n in self.input_nodes])}
+        self._shapes = {False: (self.dims_in, self.output_dims(self.dims_in)),
+                        True: (self.output_dims(self.dims_in), self.dims_in)}
+        self._condition_names = [n.name for n in self.condition_nodes]
+        if verbose:
+            for rev, order in enumerate(orders):
+                print(f"{'reverse' if rev else 'forward'} order: " + " -> ".join(n.name for n in order))
+
+    def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
+        """The shapes of the graph's outputs, checking ``input_dims`` against the InputNodes."""
+        if normalize_shapes(input_dims) != self.dims_in:
+            raise ValueError(f"this GraphINN takes inputs of shapes {self.dims_in}, got {input_dims}")
+        return [n.input_dims[0] for n in self.output_nodes]
+
+    def forward(
+        self,
+        x_or_z: Tensor | Sequence[Tensor] | dict[str, Tensor],
+        c: Tensor | Sequence[Tensor] | dict[str, Tensor] | None = None,
+        rev: bool = False,
+        jac: bool = True,
+        intermediate_outputs: bool = False,
+    ) -> tuple[Any, Any]:
+        """Run the graph forward (inputs -> outputs) or, with ``rev=True``, backwards.
+
+        Returns:
+            ``(outputs, log_det)``: the output tensor (a tuple if there are several, or with
+            ``force_tuple_output``) and log|det J| per sample, shape ``(batch,)``; in reverse, the
+            inputs and the log-det of the inverse (the negative of the forward one). With ``jac=False``
+            the log-det is zeros.
+
+            With ``intermediate_outputs=True``: ``(values, log_dets)`` instead, where ``values`` maps
+            every port ``(node, index)`` to its tensor and ``log_dets`` maps every invertible node to the
+            log-det it contributed. Ports are named by the node that produces them in the forward
+            direction, in both directions, so ``values[(node, i)]`` is the same quantity forward and
+            backwards; in reverse ``log_dets[node]`` is that node's reverse log-det.
+        """
+        in_names, out_names = self._names[rev]
+        inputs = as_tensor_list(x_or_z, in_names, "input" if not rev else "reverse input")
+        conditions = as_tensor_list(c, self._condition_names, "condition")
+        if self.check_inputs:
+            check_tensors([("input" if not rev else "reverse input", in_names, inputs, self._shapes[rev][0]),
+                           ("condition", self._condition_names, conditions, self.dims_c)])
+        if intermediate_outputs:
+            return self._run_recording(inputs, conditions, rev, jac)
+        plan = self.plans[rev]
+        values, log_det = self._run(plan, inputs, conditions, rev, jac, self.check_inputs, None)
+        outputs = [values[slot] for slot in plan.output_slots]
+        log_det = per_sample_log_det(log_det, first_tensor(inputs, conditions), jac)
+        if len(outputs) == 1 and not self.force_tuple_output:
+            return outputs[0], log_det
+        return tuple(outputs), log_det
+
+    def _run(
+        self,
+        plan: Plan,
+        inputs: list[Tensor],
+        conditions: list[Tensor],
+        rev: bool,
+        jac: bool,
+        verify: bool,
+        log_dets: list | None,
+    ) -> tuple[list[Any], Any]:
+        # The hot path: a flat loop over integer slots. Modules are fetched through the module tree,
+        # so DataParallel/DDP replicas run their own copies.
+        modules = tuple(self.module_list)
+        values: list[Any] = [None] * plan.n_slots
+        for slot, tensor in zip(plan.input_slots, inputs):
+            values[slot] = tensor
+        for slot, tensor in zip(plan.condition_slots, conditions):
+            values[slot] = tensor
+        for position, (index, read, write) in enumerate(plan.feed_forward):
+            result = modules[index](*[values[slot] for slot in read])
+            if verify:
+                result = self._verified_feed_forward(result, plan.feed_forward_nodes[position])
+            for slot, tensor in zip(write, (result,) if isinstance(result, Tensor) else result):
+                values[slot] = tensor
+        log_det: Any = 0.0
+        for position, (index, read, read_conditions, write) in enumerate(plan.steps):
+            module_inputs = [values[slot] for slot in read]
+            if read_conditions is None:
+                answer = modules[index](module_inputs, rev=rev, jac=jac)
+            else:
+                answer = modules[index](module_inputs, c=[values[slot] for slot in read_conditions], rev=rev, jac=jac)
+            if verify:
+                node = plan.step_nodes[position]
+                answer = verified_answer(answer, f"Node '{node.name}' ({type(node.module).__name__})",
+                                         len(write), module_inputs[0].shape[0], jac)
+            outputs, step_log_det = answer
+            for slot, tensor in zip(write, outputs):
+                values[slot] = tensor
+            if jac:
+                log_det = log_det + step_log_det
+            if log_dets is not None:
+                log_dets.append(step_log_det)
+        return values, log_det
+
+    @staticmethod
+    def _verified_feed_forward(result: Any, node: BaseNode) -> tuple[Tensor, ...]:
+        result = (result,) if isinstance(result, Tensor) else result
+        if not isinstance(result, (tuple, list)) or len(result) != len(node.output_dims):
+            raise ValueError(f"FeedForwardNode '{node.name}' must return {len(node.output_dims)} tensor(s), "
+                             f"got {type(result).__name__}")
+        for index, (tensor, shape) in enumerate(zip(result, node.output_dims)):
+            if not isinstance(tensor, Tensor) or tuple(tensor.shape[1:]) != shape:
+                got = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
+                raise ValueError(f"FeedForwardNode '{node.name}' output {index} must have shape "
+                                 f"(batch, {', '.join(map(str, shape))}), got {got}")
+        return tuple(result)
+
+    def _run_recording(self, inputs: list[Tensor], conditions: list[Tensor], rev: bool, jac: bool) -> tuple:
+        if rev not in self._recording_plans:
+            order = (reverse_order if rev else forward_order)(self.graph, self.node_list)
+            self._recording_plans[rev] = compile_plan(order, self.node_list, rev=rev, reuse_slots=False)
+        plan = self._recording_plans[rev]
+        step_log_dets: list[Any] = []
+        values, _ = self._run(plan, inputs, conditions, rev, jac, True, step_log_dets)
+        reference = first_tensor(inputs, conditions)
+        log_dets = {node: per_sample_log_det(value, reference, jac) for node, value in zip(plan.step_nodes, step_log_dets)}
+        return dict(zip(plan.slot_values, values)), log_dets
+
+    def get_node_by_name(self, name: str) -> BaseNode | None:
+        """The node called ``name``, or None (as in FrEIA)."""
+        return next((node for node in self.node_list if node.name == name), None)
+
+    def get_module_by_name(self, name: str) -> nn.Module | None:
+        """The module of the node called ``name``, or None."""
+        node = self.get_node_by_name(name)
+        return None if node is None else node.module
+
+    @torch.no_grad()
+    def log_jacobian_numerical(
+        self,
+        x: Tensor | Sequence[Tensor],
+        c: Tensor | Sequence[Tensor] | None = None,
+        rev: bool = False,
+        h: float = 1e-4,
+    ) -> Tensor:
+        """log|det J| per sample by central finite differences (for checking; use float64).
+
+        Every input element is perturbed by ``±h`` in all samples at once (samples are independent),
+        so it costs two passes per input element.
+        """
+        inputs = as_tensor_list(x, self._names[rev][0], "input")
+        sizes = [t[0].numel() for t in inputs]
+        flat = torch.cat([t.flatten(1) for t in inputs], dim=1)
+        shapes = [t.shape for t in inputs]
+
+        def outputs_at(point: Tensor) -> Tensor:
+            pieces = [p.reshape(s) for p, s in zip(point.split(sizes, dim=1), shapes)]
+            result, _ = self.forward(pieces, c=c, rev=rev, jac=False)
+            result = (result,) if isinstance(result, Tensor) else result
+            return torch.cat([t.flatten(1) for t in result], dim=1)
+
+        columns = []
+        for element in range(flat.shape[1]):
+            step = torch.zeros_like(flat)
+            step[:, element] = h
+            columns.append((outputs_at(flat + step) - outputs_at(flat - step)) / (2 * h))
+        jacobian = torch.stack(columns, dim=2)
+        return torch.linalg.slogdet(jacobian)[1]
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        from freia_graph.viz.display import mimebundle
+
+        return mimebundle(self, include=include, exclude=exclude)
+
+    def summary(self) -> str:
+        """A table of nodes, modules, shapes and parameter counts."""
+        from freia_graph.viz.display import summary
+
+        return summary(self)

@@ -1,0 +1,138 @@
+"""The compiled execution plan: flat steps over integer slots, one plan per direction.
+
+Every tensor that flows along an edge is a *value*, named by the port that produces it in the forward
+direction, ``(node, index)``; the same name is used in reverse, where the value is recovered by inverting
+the consumer. A plan stores values in a flat list of slots. Slots are reused as soon as their value has
+been read for the last time, so memory during inference grows no faster than in a hand-written loop,
+and the hot path never touches a node object or a dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from freia_graph.framework.nodes import BaseNode, Port
+
+__all__ = ["Plan", "compile_plan"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A direction's execution plan.
+
+    Attributes:
+        n_slots: length of the slot list.
+        input_slots: where the caller's tensors go (InputNodes forward, OutputNodes in reverse).
+        condition_slots: where the condition tensors go.
+        feed_forward: ``(module_index, condition_slots, output_slots)`` per FeedForwardNode.
+        steps: ``(module_index, input_slots, condition_slots or None, output_slots)`` per invertible node.
+        output_slots: the slots returned to the caller.
+        step_nodes: the node of each step (for error messages and intermediate outputs; never on the hot path).
+        feed_forward_nodes: the node of each feed-forward step.
+        slot_values: the value held by each slot, when slots are not reused (else empty).
+    """
+
+    n_slots: int
+    input_slots: tuple[int, ...]
+    condition_slots: tuple[int, ...]
+    feed_forward: tuple[tuple[int, tuple[int, ...], tuple[int, ...]], ...]
+    steps: tuple[tuple[int, tuple[int, ...], tuple[int, ...] | None, tuple[int, ...]], ...]
+    output_slots: tuple[int, ...]
+    step_nodes: tuple[BaseNode, ...]
+    feed_forward_nodes: tuple[BaseNode, ...]
+    slot_values: tuple[Port, ...]
+
+
+def _reads_and_writes(node: BaseNode, rev: bool) -> tuple[list[Port], list[Port]]:
+    own_ports = [(node, index) for index in range(len(node.output_dims))]
+    if node.kind == "feed_forward" or not rev:
+        return list(node.conditions) + list(node.inputs), own_ports
+    return list(node.conditions) + own_ports, list(node.inputs)
+
+
+class _SlotAllocator:
+    """Hands out slots, reusing those whose value will not be read again."""
+
+    def __init__(self, reuse: bool):
+        self.reuse = reuse
+        self.slot_of: dict[tuple[int, int], int] = {}
+        self.values: list[Port] = []
+        self.free: list[int] = []
+
+    def assign(self, value: Port) -> int:
+        if self.free:
+            slot = self.free.pop()
+            self.values[slot] = value
+        else:
+            slot = len(self.values)
+            self.values.append(value)
+        self.slot_of[(id(value[0]), value[1])] = slot
+        return slot
+
+    def slot(self, value: Port) -> int:
+        return self.slot_of[(id(value[0]), value[1])]
+
+    def release(self, value: Port) -> None:
+        if self.reuse:
+            self.free.append(self.slot(value))
+
+
+def compile_plan(
+    order: Sequence[BaseNode],
+    node_list: Sequence[BaseNode],
+    rev: bool,
+    reuse_slots: bool = True,
+) -> Plan:
+    """Turn a node order into a plan for one direction.
+
+    Args:
+        order: the nodes in execution order for this direction (see ``graph.forward_order``).
+        node_list: the user's node list; it fixes the order of inputs, conditions and outputs, and the
+            module indices (modules are registered in node_list order).
+        rev: whether the plan runs the graph backwards.
+        reuse_slots: reuse a slot once its value is dead (False keeps every value, for intermediate outputs).
+    """
+    module_index = {id(n): i for i, n in enumerate(n for n in node_list if n.module is not None)}
+    inputs = [(n, 0) for n in node_list if n.kind == "input"]
+    conditions = [(n, 0) for n in node_list if n.kind == "condition"]
+    outputs = [n.inputs[0] for n in node_list if n.kind == "output"]
+    if rev:
+        inputs, outputs = outputs, inputs
+    running = [n for n in order if n.module is not None]
+    last_read: dict[tuple[int, int], int] = {}
+    for position, node in enumerate(running):
+        for source, port in _reads_and_writes(node, rev)[0]:
+            last_read[(id(source), port)] = position
+    kept = {(id(node), port) for node, port in outputs}
+
+    slots = _SlotAllocator(reuse_slots)
+    input_slots = tuple(slots.assign(value) for value in inputs)
+    condition_slots = tuple(slots.assign(value) for value in conditions)
+    feed_forward, steps, step_nodes, feed_forward_nodes = [], [], [], []
+    for position, node in enumerate(running):
+        reads, writes = _reads_and_writes(node, rev)
+        read_slots = [slots.slot(value) for value in reads]
+        for value in dict.fromkeys((id(v[0]), v[1]) for v in reads):
+            if last_read[value] == position and value not in kept:
+                slots.release(slots.values[slots.slot_of[value]])
+        write_slots = tuple(slots.assign(value) for value in writes)
+        n_conditions = len(node.conditions)
+        if node.kind == "feed_forward":
+            feed_forward.append((module_index[id(node)], tuple(read_slots), write_slots))
+            feed_forward_nodes.append(node)
+        else:
+            condition_part = tuple(read_slots[:n_conditions]) or None
+            steps.append((module_index[id(node)], tuple(read_slots[n_conditions:]), condition_part, write_slots))
+            step_nodes.append(node)
+    return Plan(
+        n_slots=len(slots.values),
+        input_slots=input_slots,
+        condition_slots=condition_slots,
+        feed_forward=tuple(feed_forward),
+        steps=tuple(steps),
+        output_slots=tuple(slots.slot(value) for value in outputs),
+        step_nodes=tuple(step_nodes),
+        feed_forward_nodes=tuple(feed_forward_nodes),
+        slot_values=() if reuse_slots else tuple(slots.values),
+    )

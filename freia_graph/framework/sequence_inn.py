@@ -1,0 +1,218 @@
+"""SequenceINN: the simple chain of invertible modules."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from freia_graph.framework.calls import as_tensor_list, check_tensors, per_sample_log_det, verified_answer
+from freia_graph.modules.base import InvertibleModule, Shape, normalize_shapes
+
+__all__ = ["SequenceINN"]
+
+
+class SequenceINN(InvertibleModule):
+    """A chain of invertible modules, each feeding the next; itself an :class:`InvertibleModule`.
+
+    Modules are added with :meth:`append`. Conditions are given by index: ``append(block, cond=0,
+    cond_shape=(8,))`` makes that block read ``c[0]`` of every call.
+
+    Indexing returns a module; slicing returns a new SequenceINN sharing the same modules, and a
+    slice with a negative step runs backwards (``inn[::-1](z)`` computes ``inn(z, rev=True)``).
+
+    Args:
+        *dims: the input shape (without batch), e.g. ``SequenceINN(3, 32, 32)``.
+        force_tuple_output: return a 1-tuple instead of a tensor.
+        check_inputs: check every call's tensors and every module's answer.
+
+    Example:
+        >>> import torch, freia_graph.framework as Ff, freia_graph.modules as Fm
+        >>> inn = Ff.SequenceINN(6)
+        >>> inn.append(Fm.PermuteRandom, seed=1)
+        >>> inn.append(Fm.PermuteRandom, seed=2)
+        >>> x = torch.randn(4, 6)
+        >>> z, log_det = inn(x)
+        >>> bool(torch.equal(inn(z, rev=True)[0], x)), len(inn)
+        (True, 2)
+    """
+
+    def __init__(self, *dims: int, force_tuple_output: bool = False, check_inputs: bool = True):
+        if len(dims) == 1 and not isinstance(dims[0], int):
+            dims = tuple(dims[0])
+        super().__init__([dims])
+        self.module_list = nn.ModuleList()
+        self.shapes: list[Shape] = [self.dims_in[0]]
+        self.conditions: list[int | None] = []
+        self.force_tuple_output = force_tuple_output
+        self.check_inputs = check_inputs
+        self._backwards = False
+
+    def append(
+        self,
+        module_class: type[InvertibleModule] | InvertibleModule,
+        cond: int | None = None,
+        cond_shape: Sequence[int] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Add a module at the end, built as ``module_class([last_shape], dims_c=[cond_shape], **kwargs)``.
+
+        Args:
+            module_class: an InvertibleModule class, or an instance built for the current last shape.
+            cond: index of the condition this module reads, or None.
+            cond_shape: the shape of that condition (needed with ``cond`` unless it was given before).
+        """
+        position = len(self.module_list)
+        condition_dims = self._condition_dims(cond, cond_shape, position)
+        dims_in = [self.shapes[-1]]
+        if isinstance(module_class, nn.Module):
+            if kwargs:
+                raise TypeError(f"module {position}: keyword arguments must be empty when appending a built module")
+            module = module_class
+            self._check_module_dims(module, position, dims_in, condition_dims)
+        elif isinstance(module_class, type) and issubclass(module_class, InvertibleModule):
+            if condition_dims:
+                if "dims_c" not in inspect.signature(module_class.__init__).parameters:
+                    raise ValueError(f"module {position}: {module_class.__name__} takes no conditions")
+                kwargs["dims_c"] = condition_dims
+            module = module_class(dims_in, **kwargs)
+        else:
+            raise TypeError(f"module {position}: expected an InvertibleModule class or instance, got {module_class!r}")
+        output_dims = normalize_shapes(module.output_dims(dims_in), f"{type(module).__name__}.output_dims()")
+        if len(output_dims) != 1:
+            raise ValueError(f"module {position}: {type(module).__name__} has {len(output_dims)} outputs; "
+                             "a SequenceINN needs one (use GraphINN for branches)")
+        self.module_list.append(module)
+        self.conditions.append(cond)
+        self.shapes.append(output_dims[0])
+        if cond is not None and cond == len(self.dims_c):
+            self.dims_c.append(condition_dims[0])
+
+    def _condition_dims(self, cond: int | None, cond_shape: Sequence[int] | None, position: int) -> list[Shape]:
+        if cond is None:
+            if cond_shape is not None:
+                raise ValueError(f"module {position}: cond_shape given without cond (the condition's index)")
+            return []
+        if not isinstance(cond, int) or not 0 <= cond <= len(self.dims_c):
+            raise ValueError(f"module {position}: cond must be an index from 0 to {len(self.dims_c)} (conditions "
+                             f"are numbered in the order they first appear), got {cond!r}")
+        if cond < len(self.dims_c):
+            known = self.dims_c[cond]
+            if cond_shape is not None and tuple(cond_shape) != known:
+                raise ValueError(f"module {position}: condition {cond} has shape {known}, got cond_shape {tuple(cond_shape)}")
+            return [known]
+        if cond_shape is None:
+            raise ValueError(f"module {position}: condition {cond} is new, so cond_shape is needed")
+        return normalize_shapes([cond_shape], "cond_shape")
+
+    def _check_module_dims(
+        self, module: nn.Module, position: int, dims_in: list[Shape], condition_dims: list[Shape]
+    ) -> None:
+        if not isinstance(module, InvertibleModule):
+            raise TypeError(f"module {position}: {type(module).__name__} is not an InvertibleModule")
+        if module.dims_in != dims_in or module.dims_c != condition_dims:
+            raise ValueError(f"module {position}: {type(module).__name__} was built for inputs {module.dims_in} "
+                             f"and conditions {module.dims_c}, but here it gets {dims_in} and {condition_dims}")
+
+    def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
+        """The output shape, checking ``input_dims``."""
+        expected = [self.shapes[-1]] if self._backwards else [self.shapes[0]]
+        if normalize_shapes(input_dims) != expected:
+            raise ValueError(f"this SequenceINN takes inputs of shape {expected}, got {input_dims}")
+        return [self.shapes[0]] if self._backwards else [self.shapes[-1]]
+
+    def forward(
+        self,
+        x_or_z: Tensor | Sequence[Tensor],
+        c: Tensor | Sequence[Tensor] | None = None,
+        rev: bool = False,
+        jac: bool = True,
+    ) -> tuple[Any, Tensor]:
+        """Run the chain forward, or backwards with ``rev=True``.
+
+        Args:
+            x_or_z: a tensor, or a 1-tuple/list holding one.
+            c: the conditions, a tensor or a list indexed by the ``cond`` given to :meth:`append`.
+
+        Returns:
+            ``(output, log_det)`` with log|det J| per sample (zeros with ``jac=False``).
+        """
+        backwards = rev != self._backwards
+        inputs = as_tensor_list(x_or_z, ["x"], "input")
+        conditions = as_tensor_list(c, [f"c[{i}]" for i in range(len(self.dims_c))], "condition")
+        if self.check_inputs:
+            shape = self.shapes[-1] if backwards else self.shapes[0]
+            check_tensors([("input", ["x"], inputs, [shape]),
+                           ("condition", [f"c[{i}]" for i in range(len(conditions))], conditions, self.dims_c)])
+        steps = list(zip(self.module_list, self.conditions))
+        if backwards:
+            steps.reverse()
+        values: tuple[Tensor, ...] = tuple(inputs)
+        log_det: Any = 0.0
+        for position, (module, cond) in enumerate(steps):
+            if cond is None:
+                answer = module(values, rev=backwards, jac=jac)
+            else:
+                answer = module(values, c=[conditions[cond]], rev=backwards, jac=jac)
+            if self.check_inputs:
+                answer = verified_answer(answer, f"module {position} ({type(module).__name__})", 1,
+                                         inputs[0].shape[0], jac)
+            values, step_log_det = answer
+            if jac:
+                log_det = log_det + step_log_det
+        log_det = per_sample_log_det(log_det, inputs[0], jac)
+        return (tuple(values) if self.force_tuple_output else values[0]), log_det
+
+    def __len__(self) -> int:
+        return len(self.module_list)
+
+    def __iter__(self) -> Iterator[nn.Module]:
+        return iter(self.module_list)
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return self._slice(index)
+        return self.module_list[index]
+
+    def _slice(self, index: slice) -> SequenceINN:
+        positions = range(len(self))[index]
+        step = index.step or 1
+        if step not in (1, -1):
+            raise ValueError(f"a SequenceINN slice must have step 1 or -1, got {step}")
+        if not positions:
+            raise ValueError(f"the slice {index} of a SequenceINN of length {len(self)} is empty")
+        ordered = sorted(positions)
+        part = SequenceINN(*self.shapes[ordered[0]], force_tuple_output=self.force_tuple_output,
+                           check_inputs=self.check_inputs)
+        part.module_list.extend(self.module_list[i] for i in ordered)
+        part.conditions = [self.conditions[i] for i in ordered]
+        part.shapes = self.shapes[ordered[0]:ordered[-1] + 2]
+        part.dims_c = list(self.dims_c)
+        part._backwards = self._backwards != (step == -1)
+        if part._backwards:
+            part.dims_in = [part.shapes[-1]]
+        return part
+
+    def __setitem__(self, index: int, module: InvertibleModule) -> None:
+        position = range(len(self))[index]
+        cond = self.conditions[position]
+        self._check_module_dims(module, position, [self.shapes[position]],
+                                [] if cond is None else [self.dims_c[cond]])
+        output_dims = normalize_shapes(module.output_dims(module.dims_in))
+        if output_dims != [self.shapes[position + 1]]:
+            raise ValueError(f"module {position}: {type(module).__name__} outputs {output_dims}, but the chain "
+                             f"needs {[self.shapes[position + 1]]} there")
+        self.module_list[position] = module
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        from freia_graph.viz.display import mimebundle
+
+        return mimebundle(self, include=include, exclude=exclude)
+
+    def summary(self) -> str:
+        """A table of modules, shapes and parameter counts."""
+        from freia_graph.viz.display import summary
+
+        return summary(self)
