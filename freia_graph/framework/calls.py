@@ -1,7 +1,7 @@
 """Checks shared by GraphINN and SequenceINN: the caller's tensors, and each module's answer.
 
 Call checks run before any module does; module answers are verified on the first call in each
-direction (and on every call while ``check_inputs`` is on), so a module breaking the contract is named.
+direction, so a module breaking the contract is named.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from torch import Tensor
 
 from freia_graph.modules.base import Shape
 
-__all__ = ["as_tensor_list", "check_tensors", "verified_answer", "per_sample_log_det", "first_tensor"]
+__all__ = ["as_tensor_list", "check_tensors", "verified_answer", "CheckedModule", "per_sample_log_det", "first_tensor"]
 
 
 def as_tensor_list(values: Any, names: Sequence[str], what: str) -> list[Tensor]:
@@ -46,7 +46,21 @@ def check_tensors(groups: Sequence[tuple[str, Sequence[str], Sequence[Tensor], S
     """Shapes (all but batch), batch agreement, dtype and device of every tensor of a call.
 
     Each group is ``(what, names, tensors, expected_shapes)``, e.g. the inputs and the conditions.
+    The common case is one cheap comparison per tensor; messages are only built on failure.
     """
+    tensors = [tensor for group in groups for tensor in group[2]]
+    shapes = [shape for group in groups for shape in group[3]]
+    first = tensors[0]
+    batch = first.shape[0] if first.dim() else -1
+    for tensor, shape in zip(tensors, shapes):
+        if (tensor.shape[1:] != shape or tensor.dim() == 0 or tensor.shape[0] != batch
+                or tensor.dtype != first.dtype or tensor.device != first.device):
+            _explain_mismatch(groups)
+    if not first.is_floating_point():
+        raise TypeError(f"the tensors of a call must be floating point, got {first.dtype}")
+
+
+def _explain_mismatch(groups: Sequence[tuple[str, Sequence[str], Sequence[Tensor], Sequence[Shape]]]) -> None:
     reference: tuple[str, Tensor] | None = None
     for what, names, tensors, shapes in groups:
         for name, tensor, shape in zip(names, tensors, shapes):
@@ -54,8 +68,6 @@ def check_tensors(groups: Sequence[tuple[str, Sequence[str], Sequence[Tensor], S
             if tuple(tensor.shape[1:]) != shape or tensor.dim() == 0:
                 raise ValueError(f"{label} must have shape (batch, {', '.join(map(str, shape))}), "
                                  f"got {tuple(tensor.shape)}")
-            if not tensor.is_floating_point():
-                raise TypeError(f"{label} must be a floating point tensor, got {tensor.dtype}")
             if reference is None:
                 reference = (label, tensor)
                 continue
@@ -65,6 +77,28 @@ def check_tensors(groups: Sequence[tuple[str, Sequence[str], Sequence[Tensor], S
             if tensor.dtype != first.dtype or tensor.device != first.device:
                 raise ValueError(f"{label} is {tensor.dtype} on {tensor.device}, but {first_label} is "
                                  f"{first.dtype} on {first.device}; all tensors of a call must agree")
+
+
+class CheckedModule:
+    """Calls a module and verifies its answer: used on first calls and for intermediate outputs.
+
+    Args:
+        module: the module to call.
+        node: what to name in errors (a node, or a description of a position in a chain).
+        n_outputs: how many tensors it must return.
+        batch, jac: of the current call.
+        record: a list to append each log-det to, or None.
+    """
+
+    def __init__(self, module: Any, where: str, n_outputs: int, batch: int, jac: bool, record: list | None):
+        self.module, self.where, self.n_outputs = module, where, n_outputs
+        self.batch, self.jac, self.record = batch, jac, record
+
+    def __call__(self, *args: Any, **kwargs: Any) -> tuple[tuple, Any]:
+        answer = verified_answer(self.module(*args, **kwargs), self.where, self.n_outputs, self.batch, self.jac)
+        if self.record is not None:
+            self.record.append(answer[1])
+        return answer
 
 
 def verified_answer(answer: Any, where: str, n_outputs: int, batch: int, jac: bool) -> tuple[tuple, Any]:

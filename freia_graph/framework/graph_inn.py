@@ -9,11 +9,11 @@ import torch
 from torch import Tensor, nn
 
 from freia_graph.framework.calls import (
+    CheckedModule,
     as_tensor_list,
     check_tensors,
     first_tensor,
     per_sample_log_det,
-    verified_answer,
 )
 from freia_graph.framework.graph import build_graph, forward_order, reverse_order
 from freia_graph.framework.nodes import BaseNode
@@ -37,8 +37,9 @@ class GraphINN(InvertibleModule):
         node_list: every node of the graph (``collect_nodes`` gathers them from any one node).
         force_tuple_output: return a tuple even when the graph has a single output.
         verbose: print the execution order when building.
-        check_inputs: check the shape, batch size, dtype and device of every call's tensors, and the
-            answer of every module, before/while running (turn off for the last bit of speed).
+        check_inputs: check the shape, batch size, dtype and device of every call's tensors before
+            any module runs, and, on the first call in each direction, that every module's answer
+            honours the contract (turn off for the last bit of speed).
 
     Example:
         >>> import torch, freia_graph.framework as Ff, freia_graph.modules as Fm
@@ -75,6 +76,7 @@ class GraphINN(InvertibleModule):
         orders = (forward_order(graph, node_list), reverse_order(graph, node_list))
         self.plans = tuple(compile_plan(order, node_list, rev=bool(rev)) for rev, order in enumerate(orders))
         self._recording_plans: dict[bool, Plan] = {}
+        self._verified: set[tuple[bool, bool]] = set()  # directions whose module answers were checked
         self._names = {False: ([n.name for n in self.input_nodes], [n.name for n in self.output_nodes]),
                        True: ([n.name for n in self.output_nodes], [n.name for n in self.input_nodes])}
         self._shapes = {False: (self.dims_in, self.output_dims(self.dims_in)),
@@ -121,79 +123,72 @@ class GraphINN(InvertibleModule):
         if intermediate_outputs:
             return self._run_recording(inputs, conditions, rev, jac)
         plan = self.plans[rev]
-        values, log_det = self._run(plan, inputs, conditions, rev, jac, self.check_inputs, None)
+        reference = first_tensor(inputs, conditions)
+        if self.check_inputs and (rev, jac) not in self._verified:
+            values, log_det = self._run(plan, inputs, conditions, rev, jac, self._checked_modules(reference, rev, jac))
+            self._verified.add((rev, jac))
+        else:
+            values, log_det = self._run(plan, inputs, conditions, rev, jac, tuple(self.module_list))
         outputs = [values[slot] for slot in plan.output_slots]
-        log_det = per_sample_log_det(log_det, first_tensor(inputs, conditions), jac)
+        log_det = per_sample_log_det(log_det, reference, jac)
         if len(outputs) == 1 and not self.force_tuple_output:
             return outputs[0], log_det
         return tuple(outputs), log_det
 
+    @staticmethod
     def _run(
-        self,
         plan: Plan,
         inputs: list[Tensor],
         conditions: list[Tensor],
         rev: bool,
         jac: bool,
-        verify: bool,
-        log_dets: list | None,
+        modules: tuple,
     ) -> tuple[list[Any], Any]:
-        # The hot path: a flat loop over integer slots. Modules are fetched through the module tree,
-        # so DataParallel/DDP replicas run their own copies.
-        modules = tuple(self.module_list)
+        # The hot path: a flat loop over integer slots, nothing else.
         values: list[Any] = [None] * plan.n_slots
         for slot, tensor in zip(plan.input_slots, inputs):
             values[slot] = tensor
         for slot, tensor in zip(plan.condition_slots, conditions):
             values[slot] = tensor
-        for position, (index, read, write) in enumerate(plan.feed_forward):
+        for index, read, write in plan.feed_forward:
             result = modules[index](*[values[slot] for slot in read])
-            if verify:
-                result = self._verified_feed_forward(result, plan.feed_forward_nodes[position])
             for slot, tensor in zip(write, (result,) if isinstance(result, Tensor) else result):
                 values[slot] = tensor
         log_det: Any = 0.0
-        for position, (index, read, read_conditions, write) in enumerate(plan.steps):
-            module_inputs = [values[slot] for slot in read]
+        for index, read, read_conditions, write in plan.steps:
             if read_conditions is None:
-                answer = modules[index](module_inputs, rev=rev, jac=jac)
+                outputs, step_log_det = modules[index]([values[slot] for slot in read], rev=rev, jac=jac)
             else:
-                answer = modules[index](module_inputs, c=[values[slot] for slot in read_conditions], rev=rev, jac=jac)
-            if verify:
-                node = plan.step_nodes[position]
-                answer = verified_answer(answer, f"Node '{node.name}' ({type(node.module).__name__})",
-                                         len(write), module_inputs[0].shape[0], jac)
-            outputs, step_log_det = answer
+                outputs, step_log_det = modules[index](
+                    [values[slot] for slot in read], c=[values[slot] for slot in read_conditions], rev=rev, jac=jac
+                )
             for slot, tensor in zip(write, outputs):
                 values[slot] = tensor
             if jac:
                 log_det = log_det + step_log_det
-            if log_dets is not None:
-                log_dets.append(step_log_det)
         return values, log_det
 
-    @staticmethod
-    def _verified_feed_forward(result: Any, node: BaseNode) -> tuple[Tensor, ...]:
-        result = (result,) if isinstance(result, Tensor) else result
-        if not isinstance(result, (tuple, list)) or len(result) != len(node.output_dims):
-            raise ValueError(f"FeedForwardNode '{node.name}' must return {len(node.output_dims)} tensor(s), "
-                             f"got {type(result).__name__}")
-        for index, (tensor, shape) in enumerate(zip(result, node.output_dims)):
-            if not isinstance(tensor, Tensor) or tuple(tensor.shape[1:]) != shape:
-                got = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
-                raise ValueError(f"FeedForwardNode '{node.name}' output {index} must have shape "
-                                 f"(batch, {', '.join(map(str, shape))}), got {got}")
-        return tuple(result)
+    def _checked_modules(self, reference: Tensor, rev: bool, jac: bool, record: list | None = None) -> tuple:
+        """The modules, each wrapped to verify its answer (and record its log-det)."""
+        # Fetched through the module tree, so DataParallel/DDP replicas run their own copies.
+        nodes = [node for node in self.node_list if node.module is not None]
+        return tuple(
+            _CheckedFeedForward(module, node) if node.kind == "feed_forward" else CheckedModule(
+                module, f"Node '{node.name}' ({type(module).__name__})",
+                len(node.input_dims if rev else node.output_dims), reference.shape[0], jac, record)
+            for module, node in zip(self.module_list, nodes)
+        )
 
     def _run_recording(self, inputs: list[Tensor], conditions: list[Tensor], rev: bool, jac: bool) -> tuple:
         if rev not in self._recording_plans:
             order = (reverse_order if rev else forward_order)(self.graph, self.node_list)
             self._recording_plans[rev] = compile_plan(order, self.node_list, rev=rev, reuse_slots=False)
         plan = self._recording_plans[rev]
-        step_log_dets: list[Any] = []
-        values, _ = self._run(plan, inputs, conditions, rev, jac, True, step_log_dets)
         reference = first_tensor(inputs, conditions)
-        log_dets = {node: per_sample_log_det(value, reference, jac) for node, value in zip(plan.step_nodes, step_log_dets)}
+        step_log_dets: list[Any] = []
+        modules = self._checked_modules(reference, rev, jac, step_log_dets)
+        values, _ = self._run(plan, inputs, conditions, rev, jac, modules)
+        log_dets = {node: per_sample_log_det(ld, reference, jac) for node, ld in zip(plan.step_nodes, step_log_dets)}
         return dict(zip(plan.slot_values, values)), log_dets
 
     def get_node_by_name(self, name: str) -> BaseNode | None:
@@ -247,3 +242,24 @@ class GraphINN(InvertibleModule):
         from freia_graph.viz.display import summary
 
         return summary(self)
+
+
+class _CheckedFeedForward:
+    """Calls a FeedForwardNode's module and checks the number and shapes of its outputs."""
+
+    def __init__(self, module: nn.Module, node: BaseNode):
+        self.module, self.node = module, node
+
+    def __call__(self, *conditions: Tensor) -> tuple[Tensor, ...]:
+        result = self.module(*conditions)
+        node = self.node
+        result = (result,) if isinstance(result, Tensor) else result
+        if not isinstance(result, (tuple, list)) or len(result) != len(node.output_dims):
+            raise ValueError(f"FeedForwardNode '{node.name}' must return {len(node.output_dims)} tensor(s), "
+                             f"got {type(result).__name__}")
+        for index, (tensor, shape) in enumerate(zip(result, node.output_dims)):
+            if not isinstance(tensor, Tensor) or tuple(tensor.shape[1:]) != shape:
+                got = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
+                raise ValueError(f"FeedForwardNode '{node.name}' output {index} must have shape "
+                                 f"(batch, {', '.join(map(str, shape))}), got {got}")
+        return tuple(result)

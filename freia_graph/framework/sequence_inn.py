@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from freia_graph.framework.calls import as_tensor_list, check_tensors, per_sample_log_det, verified_answer
+from freia_graph.framework.calls import CheckedModule, as_tensor_list, check_tensors, per_sample_log_det
 from freia_graph.modules.base import InvertibleModule, Shape, normalize_shapes
 
 __all__ = ["SequenceINN"]
@@ -26,7 +26,8 @@ class SequenceINN(InvertibleModule):
     Args:
         *dims: the input shape (without batch), e.g. ``SequenceINN(3, 32, 32)``.
         force_tuple_output: return a 1-tuple instead of a tensor.
-        check_inputs: check every call's tensors and every module's answer.
+        check_inputs: check every call's tensors before any module runs, and, on the first call in
+            each direction, every module's answer.
 
     Example:
         >>> import torch, freia_graph.framework as Ff, freia_graph.modules as Fm
@@ -49,6 +50,7 @@ class SequenceINN(InvertibleModule):
         self.force_tuple_output = force_tuple_output
         self.check_inputs = check_inputs
         self._backwards = False
+        self._verified: set[tuple[bool, bool]] = set()  # directions whose module answers were checked
 
     def append(
         self,
@@ -85,6 +87,7 @@ class SequenceINN(InvertibleModule):
             raise ValueError(f"module {position}: {type(module).__name__} has {len(output_dims)} outputs; "
                              "a SequenceINN needs one (use GraphINN for branches)")
         self.module_list.append(module)
+        self._verified.clear()
         self.conditions.append(cond)
         self.shapes.append(output_dims[0])
         if cond is not None and cond == len(self.dims_c):
@@ -101,7 +104,9 @@ class SequenceINN(InvertibleModule):
         if cond < len(self.dims_c):
             known = self.dims_c[cond]
             if cond_shape is not None and tuple(cond_shape) != known:
-                raise ValueError(f"module {position}: condition {cond} has shape {known}, got cond_shape {tuple(cond_shape)}")
+                raise ValueError(
+                    f"module {position}: condition {cond} has shape {known}, got cond_shape {tuple(cond_shape)}"
+                )
             return [known]
         if cond_shape is None:
             raise ValueError(f"module {position}: condition {cond} is new, so cond_shape is needed")
@@ -146,22 +151,25 @@ class SequenceINN(InvertibleModule):
             shape = self.shapes[-1] if backwards else self.shapes[0]
             check_tensors([("input", ["x"], inputs, [shape]),
                            ("condition", [f"c[{i}]" for i in range(len(conditions))], conditions, self.dims_c)])
-        steps = list(zip(self.module_list, self.conditions))
+        verify = self.check_inputs and (backwards, jac) not in self._verified
+        modules = tuple(self.module_list)  # through the module tree, so DataParallel replicas use their own
+        if verify:
+            modules = tuple(CheckedModule(module, f"module {position} ({type(module).__name__})", 1,
+                                          inputs[0].shape[0], jac, None) for position, module in enumerate(modules))
+        steps = list(zip(modules, self.conditions))
         if backwards:
             steps.reverse()
         values: tuple[Tensor, ...] = tuple(inputs)
         log_det: Any = 0.0
-        for position, (module, cond) in enumerate(steps):
+        for module, cond in steps:
             if cond is None:
-                answer = module(values, rev=backwards, jac=jac)
+                values, step_log_det = module(values, rev=backwards, jac=jac)
             else:
-                answer = module(values, c=[conditions[cond]], rev=backwards, jac=jac)
-            if self.check_inputs:
-                answer = verified_answer(answer, f"module {position} ({type(module).__name__})", 1,
-                                         inputs[0].shape[0], jac)
-            values, step_log_det = answer
+                values, step_log_det = module(values, c=[conditions[cond]], rev=backwards, jac=jac)
             if jac:
                 log_det = log_det + step_log_det
+        if verify:
+            self._verified.add((backwards, jac))
         log_det = per_sample_log_det(log_det, inputs[0], jac)
         return (tuple(values) if self.force_tuple_output else values[0]), log_det
 
@@ -205,6 +213,7 @@ class SequenceINN(InvertibleModule):
             raise ValueError(f"module {position}: {type(module).__name__} outputs {output_dims}, but the chain "
                              f"needs {[self.shapes[position + 1]]} there")
         self.module_list[position] = module
+        self._verified.clear()
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         from freia_graph.viz.display import mimebundle
