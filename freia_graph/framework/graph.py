@@ -66,8 +66,9 @@ def _check_node_list(node_list: Sequence[BaseNode]) -> None:
         for consumer, index in node.outputs:
             if id(consumer) not in members:
                 raise ValueError(
-                    f"Node '{node.name}' is consumed by '{consumer.name}' (its input/condition {index}), which "
-                    "is not in node_list; add it, or rebuild the nodes (was a cell declaring it run twice?)"
+                    f"Node '{consumer.name}' reads '{node.name}' (as its input/condition {index}), but "
+                    f"'{consumer.name}' is not in node_list; add it, or rebuild the nodes (was a cell declaring "
+                    "it run twice?)"
                 )
     if not any(node.kind == "input" for node in node_list):
         raise ValueError("the graph has no InputNode")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Sequence
 
-import torch
 from torch import Tensor, nn
 
 __all__ = ["InvertibleModule", "Shape", "normalize_shapes"]
@@ -28,6 +27,7 @@ def normalize_shapes(shapes: Iterable[Iterable[int]] | None, what: str = "dims_i
         A list of tuples of ints.
 
     Example:
+        >>> import torch
         >>> normalize_shapes([torch.Size([3, 8, 8]), [4]])
         [(3, 8, 8), (4,)]
     """
@@ -73,6 +73,7 @@ class InvertibleModule(nn.Module):
     * A module never modifies its input tensors in place.
 
     Example:
+        >>> import torch
         >>> class Scale(InvertibleModule):
         ...     def forward(self, x_or_z, c=None, rev=False, jac=True):
         ...         x, = x_or_z

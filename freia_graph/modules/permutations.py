@@ -1,3 +1,406 @@
-"""(family placeholder: filled in by its owner)"""
+"""Channel permutations and linear maps: random permutations, fixed linear maps, learned 1x1 convolutions."""
 
-__all__: list[str] = []
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ._coupling_tools import single_input
+from .base import InvertibleModule, Shape
+
+__all__ = ["PermuteRandom", "FixedLinearTransform", "Fixed1x1Conv", "InvertibleConv1x1", "InvertibleLinear"]
+
+# Matrices whose condition number exceeds this cannot be inverted reliably in float32 or float64.
+_MAX_CONDITION_NUMBER = 1e12
+
+
+def single_input_shape(block: InvertibleModule, allow_conditions: bool = False) -> Shape:
+    """The one input shape of a block that takes exactly one tensor (and, unless allowed, no condition).
+
+    Raises:
+        ValueError: if the block got several inputs, or conditions it does not use.
+    """
+    name = type(block).__name__
+    if block.dims_c and not allow_conditions:
+        raise ValueError(f"{name} takes no conditions, but dims_c is {block.dims_c}; pass dims_c=None")
+    return single_input(block.dims_in, name)
+
+
+def check_optional_int(value: object, what: str) -> None:
+    """Raise TypeError unless ``value`` is None or an int (bools are refused)."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise TypeError(f"{what} must be an int or None, got {value!r}")
+
+
+def seeded_generator(seed: int | None) -> torch.Generator:
+    """A CPU generator seeded by ``seed``; with ``seed=None`` the seed is one draw from torch's global RNG.
+
+    Drawing exactly one number keeps results reproducible under ``torch.manual_seed`` while disturbing
+    the global stream as little as possible.
+    """
+    if seed is None:
+        seed = int(torch.randint(2**62, (), dtype=torch.int64).item())
+    return torch.Generator().manual_seed(seed)
+
+
+class PermuteRandom(InvertibleModule):
+    r"""A fixed random permutation of the channels (dimension 0 without batch) of vectors or images.
+
+    :math:`z_{:, i} = x_{:, \pi(i)}` with a permutation :math:`\pi` drawn once at construction, as used
+    between couplings since RealNVP (Dinh et al. 2017, "Density estimation using Real NVP"). The
+    log-det is 0; it is returned as the Python float ``0.0`` so the hot path allocates nothing for it.
+
+    The permutation is drawn with a private ``torch.Generator`` seeded by ``seed``, so the global random
+    state is left untouched. With ``seed=None`` the seed is one integer drawn from torch's global RNG,
+    which makes the permutation reproducible under ``torch.manual_seed``.
+
+    The permutation and its inverse are buffers (``perm``, ``perm_inv``): they move with ``.to()`` and are
+    saved in the ``state_dict``, so a loaded model uses the permutation it was trained with.
+
+    Differences from FrEIA: FrEIA draws the permutation with numpy's global RNG (reseeding it when a seed
+    is given) and stores it as a frozen ``nn.Parameter``; here the global RNG states are not reseeded, and
+    the permutation is a buffer, so it does not show up in ``parameters()``. The same seed therefore
+    gives a different permutation than in FrEIA.
+
+    Args:
+        dims_in: one shape, ``[(C,)]`` or ``[(C, H, W)]`` (any number of trailing dimensions).
+        dims_c: must be empty; the block takes no conditions.
+        seed: seed of the permutation, an int, or None to draw one from torch's global RNG.
+
+    Example:
+        >>> block = PermuteRandom([(4,)], seed=0)
+        >>> x = torch.arange(8.0).reshape(2, 4)
+        >>> (z,), log_det = block([x])
+        >>> (x_back,), _ = block([z], rev=True)
+        >>> sorted(z[0].tolist()), torch.equal(x_back, x), log_det
+        ([0.0, 1.0, 2.0, 3.0], True, 0.0)
+    """
+
+    perm: Tensor
+    perm_inv: Tensor
+
+    def __init__(
+        self,
+        dims_in: Iterable[Iterable[int]],
+        dims_c: Iterable[Iterable[int]] | None = None,
+        seed: int | None = None,
+    ):
+        super().__init__(dims_in, dims_c)
+        channels = single_input_shape(self)[0]
+        check_optional_int(seed, "PermuteRandom seed")
+        perm = torch.randperm(channels, generator=seeded_generator(seed))
+        self.register_buffer("perm", perm)
+        self.register_buffer("perm_inv", torch.argsort(perm))
+
+    def forward(
+        self,
+        x_or_z: Sequence[Tensor],
+        c: Sequence[Tensor] | None = None,
+        rev: bool = False,
+        jac: bool = True,
+    ) -> tuple[tuple[Tensor, ...], float]:
+        index = self.perm_inv if rev else self.perm
+        return (x_or_z[0].index_select(1, index),), 0.0
+
+    def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
+        """The shapes are unchanged."""
+        return list(input_dims)
+
+
+def check_rank(block: InvertibleModule, shape: Shape, vectors: bool) -> None:
+    """Raise ValueError unless ``shape`` is a vector shape (``vectors=True``) or an image-like shape."""
+    name = type(block).__name__
+    if vectors and len(shape) != 1:
+        raise ValueError(f"{name} takes vectors, dims_in [(C,)], but got {[shape]}; for images use the 1x1 "
+                         "convolution counterpart")
+    if not vectors and len(shape) < 2:
+        raise ValueError(f"{name} takes images, dims_in [(C, H, W)], but got {[shape]}; for vectors use the "
+                         "linear counterpart")
+
+
+def mix_channels(x: Tensor, matrix: Tensor) -> Tensor:
+    """Multiply the channel vector (dim 1) of every sample and position by ``matrix``: ``z_c = x_c @ M^T``."""
+    return (x.movedim(1, -1) @ matrix.mT).movedim(-1, 1)
+
+
+def as_invertible_matrix(matrix: object, channels: int, what: str) -> Tensor:
+    """Check that ``matrix`` is a well-conditioned ``(channels, channels)`` tensor; return it as float."""
+    if not isinstance(matrix, Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor of shape ({channels}, {channels}), got {matrix!r}")
+    if matrix.shape != (channels, channels):
+        raise ValueError(f"{what} must have shape ({channels}, {channels}), got {tuple(matrix.shape)}")
+    dtype = matrix.dtype if matrix.is_floating_point() else torch.get_default_dtype()
+    matrix = matrix.detach().to(dtype)
+    if not torch.isfinite(matrix).all() or torch.linalg.cond(matrix.double()) > _MAX_CONDITION_NUMBER:
+        raise ValueError(f"{what} must be an invertible matrix, but it is singular or nearly so")
+    return matrix
+
+
+def as_offset(offset: object, channels: int, dtype: torch.dtype) -> Tensor:
+    """Check an optional offset of ``channels`` entries; None means zero."""
+    if offset is None:
+        return torch.zeros(channels, dtype=dtype)
+    if not isinstance(offset, Tensor):
+        raise TypeError(f"FixedLinearTransform b must be a torch.Tensor of shape ({channels},), "
+                        f"got {offset!r}")
+    if offset.numel() != channels:
+        raise ValueError(f"FixedLinearTransform b must have shape ({channels},), got {tuple(offset.shape)}")
+    return offset.detach().to(dtype).reshape(channels)
+
+
+class _FixedChannelMatrix(InvertibleModule):
+    """A fixed invertible map ``z_c = W x_c + b`` on the channel vector, inverse and log-det precomputed."""
+
+    weight: Tensor
+    weight_inverse: Tensor
+    bias: Tensor
+    log_det: Tensor
+
+    def _register_map(self, weight: Tensor, bias: Tensor) -> None:
+        shape = self.dims_in[0]
+        self.register_buffer("weight", weight)
+        self.register_buffer("weight_inverse", torch.linalg.inv(weight.double()).to(weight.dtype))
+        self.register_buffer("bias", bias.reshape(shape[0], *[1] * (len(shape) - 1)))
+        log_abs_det = torch.linalg.slogdet(weight.double()).logabsdet * math.prod(shape[1:])
+        self.register_buffer("log_det", log_abs_det.to(weight.dtype))
+
+    def forward(
+        self,
+        x_or_z: Sequence[Tensor],
+        c: Sequence[Tensor] | None = None,
+        rev: bool = False,
+        jac: bool = True,
+    ) -> tuple[tuple[Tensor, ...], Tensor]:
+        if rev:
+            return (mix_channels(x_or_z[0] - self.bias, self.weight_inverse),), -self.log_det
+        return (mix_channels(x_or_z[0], self.weight) + self.bias,), self.log_det
+
+    def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
+        """The shapes are unchanged."""
+        return list(input_dims)
+
+
+class FixedLinearTransform(_FixedChannelMatrix):
+    r"""A fixed (not learned) invertible affine map of vectors, :math:`z = M x + b`.
+
+    In batch form :math:`Z = X M^\top + b`, as in FrEIA. The inverse :math:`M^{-1}` (computed once in
+    float64) and the log-det :math:`\log|\det M|` are buffers, so a call costs one matrix product. Useful
+    e.g. for whitening data with a known covariance, as in FrEIA (Ardizzone et al. 2018, "Analyzing
+    inverse problems with invertible neural networks").
+
+    Differences from FrEIA: ``b`` defaults to zero (FrEIA fails without it); ``M`` is checked to be a
+    square, well-conditioned matrix (``ValueError`` otherwise); the matrices are buffers, not frozen
+    parameters.
+
+    Args:
+        dims_in: one vector shape ``[(C,)]``.
+        dims_c: must be empty.
+        M: invertible matrix of shape ``(C, C)``.
+        b: offset of shape ``(C,)``, or None for zero.
+
+    Example:
+        >>> M = torch.tensor([[2.0, 0.0], [1.0, 1.0]])
+        >>> block = FixedLinearTransform([(2,)], M=M, b=torch.tensor([0.0, 1.0]))
+        >>> (z,), log_det = block([torch.tensor([[1.0, 2.0]])])
+        >>> z.tolist(), round(log_det.item(), 4)
+        ([[2.0, 4.0]], 0.6931)
+    """
+
+    def __init__(
+        self,
+        dims_in: Iterable[Iterable[int]],
+        dims_c: Iterable[Iterable[int]] | None = None,
+        M: Tensor | None = None,
+        b: Tensor | None = None,
+    ):
+        super().__init__(dims_in, dims_c)
+        shape = single_input_shape(self)
+        check_rank(self, shape, vectors=True)
+        matrix = as_invertible_matrix(M, shape[0], "FixedLinearTransform M")
+        self._register_map(matrix, as_offset(b, shape[0], matrix.dtype))
+
+
+class Fixed1x1Conv(_FixedChannelMatrix):
+    r"""A fixed (not learned) invertible 1x1 convolution, :math:`z_{:, i, j} = M^\top x_{:, i, j}`.
+
+    The same matrix mixes the channels at every position. FrEIA's convention is kept: the convolution
+    weight is :math:`M^\top`. The inverse and the log-det :math:`H W \log|\det M|` are buffers.
+    1x1 convolutions come from Glow (Kingma & Dhariwal 2018, "Glow: Generative flow with invertible 1x1
+    convolutions").
+
+    Differences from FrEIA: the log-det is multiplied by the number of positions :math:`H W` (FrEIA
+    returns :math:`\log|\det M|`, wrong for images larger than 1x1); ``M`` is validated.
+
+    Args:
+        dims_in: one image shape ``[(C, H, W)]`` (any number of spatial dimensions).
+        dims_c: must be empty.
+        M: invertible matrix of shape ``(C, C)``.
+
+    Example:
+        >>> M = torch.tensor([[1.0, 1.0], [0.0, 2.0]])
+        >>> block = Fixed1x1Conv([(2, 3, 3)], M=M)
+        >>> (z,), log_det = block([torch.ones(1, 2, 3, 3)])
+        >>> z[0, :, 0, 0].tolist(), round(log_det.item(), 4)
+        ([1.0, 3.0], 6.2383)
+    """
+
+    def __init__(
+        self,
+        dims_in: Iterable[Iterable[int]],
+        dims_c: Iterable[Iterable[int]] | None = None,
+        M: Tensor | None = None,
+    ):
+        super().__init__(dims_in, dims_c)
+        shape = single_input_shape(self)
+        check_rank(self, shape, vectors=False)
+        matrix = as_invertible_matrix(M, shape[0], "Fixed1x1Conv M")
+        self._register_map(matrix.mT.contiguous(), torch.zeros(shape[0], dtype=matrix.dtype))
+
+
+def random_orthogonal(size: int, generator: torch.Generator) -> Tensor:
+    """A random orthogonal matrix (QR of a Gaussian matrix, signs fixed so it is Haar distributed)."""
+    q, r = torch.linalg.qr(torch.randn(size, size, generator=generator, dtype=torch.float64))
+    return q * torch.sign(torch.diagonal(r))
+
+
+class _LearnedChannelMatrix(InvertibleModule):
+    """A learned invertible channel-mixing matrix ``W``, LU-parametrised or dense."""
+
+    permutation: Tensor
+    sign_s: Tensor
+    identity: Tensor
+    _vectors: bool
+
+    def __init__(
+        self,
+        dims_in: Iterable[Iterable[int]],
+        dims_c: Iterable[Iterable[int]] | None = None,
+        LU_decomposed: bool = True,
+        seed: int | None = None,
+    ):
+        super().__init__(dims_in, dims_c)
+        shape = single_input_shape(self)
+        check_rank(self, shape, vectors=self._vectors)
+        if not isinstance(LU_decomposed, bool):
+            raise TypeError(f"{type(self).__name__} LU_decomposed must be a bool, got {LU_decomposed!r}")
+        check_optional_int(seed, f"{type(self).__name__} seed")
+        self.LU_decomposed = LU_decomposed
+        self.positions = math.prod(shape[1:])
+        dtype = torch.get_default_dtype()
+        weight = random_orthogonal(shape[0], seeded_generator(seed))
+        if LU_decomposed:
+            self._init_lu(weight, dtype)
+        else:
+            self.weight = nn.Parameter(weight.to(dtype))
+
+    def _init_lu(self, weight: Tensor, dtype: torch.dtype) -> None:
+        permutation, lower, upper = torch.linalg.lu(weight)
+        diagonal = torch.diagonal(upper)
+        self.register_buffer("permutation", permutation.to(dtype))
+        self.register_buffer("sign_s", torch.sign(diagonal).to(dtype))
+        self.register_buffer("identity", torch.eye(len(diagonal), dtype=dtype))
+        self.lower = nn.Parameter(lower.tril(-1).to(dtype))
+        self.upper = nn.Parameter(upper.triu(1).to(dtype))
+        self.log_s = nn.Parameter(diagonal.abs().log().to(dtype))
+
+    def _lu_factors(self) -> tuple[Tensor, Tensor]:
+        lower = self.lower.tril(-1) + self.identity
+        upper = self.upper.triu(1) + torch.diag(self.sign_s * self.log_s.exp())
+        return lower, upper
+
+    def _lu_forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        lower, upper = self._lu_factors()
+        return mix_channels(x, self.permutation @ lower @ upper), self.log_s.sum() * self.positions
+
+    def _lu_reverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        # Rows solve x W^T = z with W^T = U^T L^T P^T: undo P^T, then two triangular solves.
+        lower, upper = self._lu_factors()
+        rows = z.movedim(1, -1) @ self.permutation
+        rows = torch.linalg.solve_triangular(lower.mT, rows, upper=True, left=False, unitriangular=True)
+        rows = torch.linalg.solve_triangular(upper.mT, rows, upper=False, left=False)
+        return rows.movedim(-1, 1), -self.log_s.sum() * self.positions
+
+    def _dense_forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return mix_channels(x, self.weight), torch.linalg.slogdet(self.weight).logabsdet * self.positions
+
+    def _dense_reverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        rows = torch.linalg.solve(self.weight.mT, z.movedim(1, -1), left=False)
+        return rows.movedim(-1, 1), -torch.linalg.slogdet(self.weight).logabsdet * self.positions
+
+    def forward(
+        self,
+        x_or_z: Sequence[Tensor],
+        c: Sequence[Tensor] | None = None,
+        rev: bool = False,
+        jac: bool = True,
+    ) -> tuple[tuple[Tensor, ...], Tensor]:
+        if self.LU_decomposed:
+            output, log_det = self._lu_reverse(x_or_z[0]) if rev else self._lu_forward(x_or_z[0])
+        else:
+            output, log_det = self._dense_reverse(x_or_z[0]) if rev else self._dense_forward(x_or_z[0])
+        return (output,), log_det
+
+    def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
+        """The shapes are unchanged."""
+        return list(input_dims)
+
+
+class InvertibleConv1x1(_LearnedChannelMatrix):
+    r"""Glow's learned invertible 1x1 convolution, :math:`z_{:, i, j} = W x_{:, i, j}`.
+
+    With ``LU_decomposed=True`` (the default) :math:`W = P L (U + \operatorname{diag}(\operatorname{sign}(s)
+    e^{\log|s|}))` with a fixed permutation :math:`P`, a learned unit lower triangular :math:`L`, a learned
+    strictly upper triangular :math:`U` and learned :math:`\log|s|` (Kingma & Dhariwal 2018, "Glow:
+    Generative flow with invertible 1x1 convolutions"). Then :math:`\log|\det J| = H W \sum \log|s|`
+    costs a sum, and the reverse pass uses two triangular solves instead of a matrix inverse. With
+    ``LU_decomposed=False``, :math:`W` is a dense parameter, the log-det uses ``slogdet`` and the reverse
+    a linear solve, each per call. :math:`W` starts as a random orthogonal matrix (log-det 0), drawn with
+    a private generator seeded by ``seed`` (None: one draw from torch's global RNG).
+
+    Not in FrEIA (which has only the fixed :class:`Fixed1x1Conv`).
+
+    Args:
+        dims_in: one image shape ``[(C, H, W)]`` (any number of spatial dimensions).
+        dims_c: must be empty.
+        LU_decomposed: use the LU parametrisation.
+        seed: seed of the initial orthogonal matrix, or None.
+
+    Example:
+        >>> block = InvertibleConv1x1([(3, 4, 4)], seed=0)
+        >>> x = torch.randn(2, 3, 4, 4)
+        >>> (z,), log_det = block([x])
+        >>> (x_back,), _ = block([z], rev=True)
+        >>> z.shape, torch.allclose(x_back, x, atol=1e-5), round(log_det.item(), 4)
+        (torch.Size([2, 3, 4, 4]), True, 0.0)
+    """
+
+    _vectors = False
+
+
+class InvertibleLinear(_LearnedChannelMatrix):
+    r"""A learned invertible linear map of vectors, :math:`z = W x`, the dense counterpart of
+    :class:`InvertibleConv1x1`.
+
+    Same parametrisation as :class:`InvertibleConv1x1` (Kingma & Dhariwal 2018): with ``LU_decomposed=True``
+    :math:`W = P L (U + \operatorname{diag}(\operatorname{sign}(s) e^{\log|s|}))`, log-det
+    :math:`\sum \log|s|`, reverse by triangular solves. Initialised as a random orthogonal matrix.
+
+    Not in FrEIA.
+
+    Args:
+        dims_in: one vector shape ``[(C,)]``.
+        dims_c: must be empty.
+        LU_decomposed: use the LU parametrisation.
+        seed: seed of the initial orthogonal matrix, or None.
+
+    Example:
+        >>> block = InvertibleLinear([(5,)], seed=0)
+        >>> (z,), log_det = block([torch.ones(2, 5)])
+        >>> z.shape, round(z.norm(dim=1)[0].item(), 4), round(log_det.item(), 4)
+        (torch.Size([2, 5]), 2.2361, 0.0)
+    """
+
+    _vectors = True
