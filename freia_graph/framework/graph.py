@@ -8,7 +8,8 @@ edge feeds a condition). It is a multigraph because one node may feed another th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import heapq
+from collections.abc import Iterable, Sequence
 
 import networkx as nx
 
@@ -88,28 +89,31 @@ def _edges(node_list: Sequence[BaseNode]) -> nx.MultiDiGraph:
 
 
 def _check_ports_consumed_once(graph: nx.MultiDiGraph) -> None:
+    counts: dict[tuple[int, int], int] = {}
+    for source, _, data in graph.edges(data=True):
+        if not data["condition"]:
+            key = (id(source), data["out_port"])
+            counts[key] = counts.get(key, 0) + 1
     for node in graph.nodes:
         if node.kind in ("condition", "feed_forward"):
             continue  # condition values may feed any number of nodes
-        consumers: dict[int, list[str]] = {port: [] for port in range(len(node.output_dims))}
-        for _, consumer, data in graph.out_edges(node, data=True):
-            consumers[data["out_port"]].append(f"'{consumer.name}' (input {data['in_port']})")
-        for port, readers in consumers.items():
-            shape = node.output_dims[port]
-            if not readers:
+        for port, shape in enumerate(node.output_dims):
+            count = counts.get((id(node), port), 0)
+            if count == 0:
                 raise ValueError(f"{_port_name(node, port)} (shape {shape}) is not consumed by any node; "
                                  "connect it to a node or an OutputNode")
-            if len(readers) > 1:
-                raise ValueError(f"{_port_name(node, port)} (shape {shape}) is consumed {len(readers)} times, "
+            if count > 1:
+                readers = [f"'{consumer.name}' (input {data['in_port']})"
+                           for _, consumer, data in graph.out_edges(node, data=True) if data["out_port"] == port]
+                raise ValueError(f"{_port_name(node, port)} (shape {shape}) is consumed {count} times, "
                                  f"by {', '.join(readers)}; each output must be consumed exactly once "
                                  "(use Split to use a tensor in several places)")
 
 
-def _check_acyclic(graph: nx.MultiDiGraph) -> None:
-    try:
-        cycle = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
+def _check_acyclic(graph: nx.MultiDiGraph, node_list: Sequence[BaseNode]) -> None:
+    if len(forward_order(graph, node_list)) == len(node_list):
         return
+    cycle = nx.find_cycle(graph)
     names = " -> ".join(f"'{edge[0].name}'" for edge in cycle) + f" -> '{cycle[0][0].name}'"
     raise ValueError(f"the graph has a cycle: {names}")
 
@@ -132,16 +136,38 @@ def build_graph(node_list: Sequence[BaseNode]) -> nx.MultiDiGraph:
     """
     _check_node_list(node_list)
     graph = _edges(node_list)
-    _check_acyclic(graph)
+    _check_acyclic(graph, node_list)
     _check_ports_consumed_once(graph)
     _check_inputs_reach_outputs(graph)
     return graph
 
 
-def forward_order(graph: nx.MultiDiGraph, node_list: Sequence[BaseNode]) -> list[BaseNode]:
-    """A deterministic topological order: ties are broken by the position in ``node_list``."""
+def _sorted_by_position(edges: Iterable[tuple[BaseNode, BaseNode]], node_list: Sequence[BaseNode]) -> list[BaseNode]:
+    """Kahn's topological sort; among the nodes that are ready, the earliest in ``node_list`` runs first.
+
+    Returns fewer nodes than ``node_list`` when the edges contain a cycle.
+    """
     position = {id(node): index for index, node in enumerate(node_list)}
-    return list(nx.lexicographical_topological_sort(graph, key=lambda node: position[id(node)]))
+    successors: list[list[int]] = [[] for _ in node_list]
+    waiting = [0] * len(node_list)
+    for source, target in edges:
+        successors[position[id(source)]].append(position[id(target)])
+        waiting[position[id(target)]] += 1
+    ready = [index for index, count in enumerate(waiting) if count == 0]
+    order = []
+    while ready:
+        index = heapq.heappop(ready)
+        order.append(node_list[index])
+        for successor in successors[index]:
+            waiting[successor] -= 1
+            if waiting[successor] == 0:
+                heapq.heappush(ready, successor)
+    return order
+
+
+def forward_order(graph: nx.MultiDiGraph, node_list: Sequence[BaseNode]) -> list[BaseNode]:
+    """A deterministic topological order: among the nodes that are ready, the earliest in ``node_list`` first."""
+    return _sorted_by_position(graph.edges(), node_list)
 
 
 def reverse_order(graph: nx.MultiDiGraph, node_list: Sequence[BaseNode]) -> list[BaseNode]:
@@ -150,8 +176,5 @@ def reverse_order(graph: nx.MultiDiGraph, node_list: Sequence[BaseNode]) -> list
     Invertible edges flip direction; condition edges keep theirs, because conditions (and the
     feed-forward nodes computing them) must be known before the nodes they condition are inverted.
     """
-    flipped = nx.MultiDiGraph()
-    flipped.add_nodes_from(graph.nodes)
-    for source, target, data in graph.edges(data=True):
-        flipped.add_edge(*((source, target) if data["condition"] else (target, source)))
-    return forward_order(flipped, node_list)
+    edges = ((s, t) if condition else (t, s) for s, t, condition in graph.edges(data="condition"))
+    return _sorted_by_position(edges, node_list)

@@ -47,8 +47,8 @@ class Plan:
 def _reads_and_writes(node: BaseNode, rev: bool) -> tuple[list[Port], list[Port]]:
     own_ports = [(node, index) for index in range(len(node.output_dims))]
     if node.kind == "feed_forward" or not rev:
-        return list(node.conditions) + list(node.inputs), own_ports
-    return list(node.conditions) + own_ports, list(node.inputs)
+        return node.conditions + node.inputs, own_ports
+    return node.conditions + own_ports, node.inputs
 
 
 class _SlotAllocator:
@@ -61,21 +61,16 @@ class _SlotAllocator:
         self.free: list[int] = []
 
     def assign(self, value: Port) -> int:
-        if self.free:
-            slot = self.free.pop()
-            self.values[slot] = value
-        else:
-            slot = len(self.values)
+        slot = self.free.pop() if self.free else len(self.values)
+        if slot == len(self.values):
             self.values.append(value)
+        else:
+            self.values[slot] = value
         self.slot_of[(id(value[0]), value[1])] = slot
         return slot
 
-    def slot(self, value: Port) -> int:
-        return self.slot_of[(id(value[0]), value[1])]
-
-    def release(self, value: Port) -> None:
-        if self.reuse:
-            self.free.append(self.slot(value))
+    def slots(self, values: list[Port]) -> list[int]:
+        return [self.slot_of[(id(node), port)] for node, port in values]
 
 
 def compile_plan(
@@ -100,22 +95,24 @@ def compile_plan(
     if rev:
         inputs, outputs = outputs, inputs
     running = [n for n in order if n.module is not None]
+    accesses = [_reads_and_writes(node, rev) for node in running]
     last_read: dict[tuple[int, int], int] = {}
-    for position, node in enumerate(running):
-        for source, port in _reads_and_writes(node, rev)[0]:
+    for position, (reads, _) in enumerate(accesses):
+        for source, port in reads:
             last_read[(id(source), port)] = position
-    kept = {(id(node), port) for node, port in outputs}
+    for node, port in outputs:
+        last_read[(id(node), port)] = len(running)  # results stay alive to the end
 
     slots = _SlotAllocator(reuse_slots)
     input_slots = tuple(slots.assign(value) for value in inputs)
     condition_slots = tuple(slots.assign(value) for value in conditions)
     feed_forward, steps, step_nodes, feed_forward_nodes = [], [], [], []
-    for position, node in enumerate(running):
-        reads, writes = _reads_and_writes(node, rev)
-        read_slots = [slots.slot(value) for value in reads]
-        for value in dict.fromkeys((id(v[0]), v[1]) for v in reads):
-            if last_read[value] == position and value not in kept:
-                slots.release(slots.values[slots.slot_of[value]])
+    for position, (node, (reads, writes)) in enumerate(zip(running, accesses)):
+        read_slots = slots.slots(reads)
+        if reuse_slots:
+            dead = {slot for slot, (source, port) in zip(read_slots, reads)
+                    if last_read[(id(source), port)] == position}
+            slots.free.extend(sorted(dead, reverse=True))
         write_slots = tuple(slots.assign(value) for value in writes)
         n_conditions = len(node.conditions)
         if node.kind == "feed_forward":
@@ -131,7 +128,7 @@ def compile_plan(
         condition_slots=condition_slots,
         feed_forward=tuple(feed_forward),
         steps=tuple(steps),
-        output_slots=tuple(slots.slot(value) for value in outputs),
+        output_slots=tuple(slots.slots(outputs)),
         step_nodes=tuple(step_nodes),
         feed_forward_nodes=tuple(feed_forward_nodes),
         slot_values=() if reuse_slots else tuple(slots.values),

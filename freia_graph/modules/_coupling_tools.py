@@ -16,6 +16,7 @@ __all__ = [
     "append_condition",
     "build_subnet",
     "check_condition_dims",
+    "check_number",
     "resolve_clamp",
     "resolve_split_len",
     "scale_and_shift",
@@ -38,8 +39,23 @@ CLAMP_ACTIVATIONS: dict[str, tuple[Callable[[Tensor], Tensor], float]] = {
 }
 
 
+def check_number(value: float, name: str, block: str, allow_zero: bool = False) -> float:
+    """``value`` as a float, if it is a finite number > 0 (or >= 0 with ``allow_zero``).
+
+    Raises:
+        TypeError: for anything but an int or a float.
+        ValueError: for a number out of range.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{block}: {name} must be a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        expected = "a finite number >= 0" if allow_zero else "a positive finite number"
+        raise ValueError(f"{block}: {name} must be {expected}, got {value!r}")
+    return float(value)
+
+
 def resolve_clamp(
-    clamp: float, clamp_activation: str | Callable[[Tensor], Tensor]
+    clamp: float, clamp_activation: str | Callable[[Tensor], Tensor], block: str
 ) -> tuple[Callable[[Tensor], Tensor], float]:
     """Split soft clamping ``clamp * activation(u)`` into an elementwise function and one scalar factor.
 
@@ -55,26 +71,25 @@ def resolve_clamp(
         ``(function, factor)`` with ``clamp * activation(u) == factor * function(u)``.
 
     Example:
-        >>> function, factor = resolve_clamp(2.0, "TANH")
+        >>> function, factor = resolve_clamp(2.0, "TANH", "GLOWCouplingBlock")
         >>> factor * function(torch.tensor([100.0])).item()
         2.0
     """
-    if isinstance(clamp, bool) or not isinstance(clamp, (int, float)) or not math.isfinite(clamp) or clamp <= 0:
-        raise ValueError(f"clamp must be a positive finite number, got {clamp!r}")
+    clamp = check_number(clamp, "clamp", block)
     if isinstance(clamp_activation, str):
         if clamp_activation not in CLAMP_ACTIVATIONS:
             raise ValueError(
-                f"clamp_activation must be one of {sorted(CLAMP_ACTIVATIONS)} or a callable, "
+                f"{block}: clamp_activation must be one of {sorted(CLAMP_ACTIVATIONS)} or a callable, "
                 f"got {clamp_activation!r}"
             )
         function, factor = CLAMP_ACTIVATIONS[clamp_activation]
-        return function, float(clamp) * factor
+        return function, clamp * factor
     if not callable(clamp_activation):
         raise TypeError(
-            f"clamp_activation must be one of {sorted(CLAMP_ACTIVATIONS)} or a callable, "
+            f"{block}: clamp_activation must be one of {sorted(CLAMP_ACTIVATIONS)} or a callable, "
             f"got {type(clamp_activation).__name__}"
         )
-    return clamp_activation, float(clamp)
+    return clamp_activation, clamp
 
 
 def resolve_split_len(split_len: float | int, channels: int, block: str) -> tuple[int, int]:
@@ -159,16 +174,15 @@ def build_subnet(
 
     Example:
         >>> net = build_subnet(lambda i, o: nn.Linear(i, o), 3, 2, 0.0, "Block")
-        >>> float(net.weight.abs().sum())
-        0.0
+        >>> torch.count_nonzero(net.weight).item()
+        0
     """
     if not callable(subnet_constructor):
         raise TypeError(
             f"{block}: subnet_constructor must be a callable f(c_in, c_out) returning an nn.Module, "
             f"got {subnet_constructor!r}"
         )
-    if isinstance(init_scale, bool) or not isinstance(init_scale, (int, float)) or not init_scale >= 0:
-        raise ValueError(f"{block}: subnet_init_scale must be a number >= 0, got {init_scale!r}")
+    check_number(init_scale, "subnet_init_scale", block, allow_zero=True)
     subnet = subnet_constructor(c_in, c_out, **(subnet_kwargs or {}))
     if not isinstance(subnet, nn.Module):
         raise TypeError(

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._coupling_tools import (
-    DEFAULT_SUBNET_INIT_SCALE,
     append_condition,
     build_subnet,
     check_condition_dims,
+    check_number,
     scale_and_shift,
     single_input,
 )
@@ -58,6 +58,16 @@ _GLOBAL_AFFINE_TYPES: dict[str, tuple[Callable[[Tensor], Tensor], Callable[[floa
     "SIGMOID": (_sigmoid_scale, _sigmoid_scale_inverse),
     "EXP": (torch.exp, math.log),
 }
+
+
+def _check_reflection_count(count: int) -> None:
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise TypeError(
+            f"AllInOneBlock: learned_householder_permutation must be an int (the number of reflections), "
+            f"got {type(count).__name__} {count!r}"
+        )
+    if count < 0:
+        raise ValueError(f"AllInOneBlock: learned_householder_permutation must be >= 0, got {count}")
 
 
 def _random_rotation(channels: int) -> Tensor:
@@ -107,18 +117,23 @@ class AllInOneBlock(InvertibleModule):
         learned_householder_permutation: number of learned Householder reflections in :math:`V`
             (0: none).
         reverse_permutation: also apply :math:`(VR)^{-1}` before the coupling (Putzky & Welling, 2019).
-        subnet_init_scale: factor applied to the subnet's last layer after construction; 1 keeps it as
-            built (see :mod:`freia_graph.modules.coupling`).
+        subnet_init_scale: factor applied to the subnet's last layer after construction (see
+            :mod:`freia_graph.modules.coupling`). The default 1 keeps it as built: the fixed factor 0.1 on
+            the subnet's output already keeps deep chains tame (32 blocks with a 512-wide subnet give
+            ``|z| < 10``).
 
     Differences from FrEIA:
-        * Householder reflections work together with a hard permutation, in any dtype and on any
-          device (FrEIA fails there); :math:`V` is computed once per call, :math:`V^{-1} = V^T`.
+        * Learned Householder reflections (with a hard or a soft permutation) keep no state between
+          calls: :math:`V R` is computed once per call and :math:`(VR)^{-1} = (VR)^T`. FrEIA stores the
+          matrix on the module with its autograd graph attached, so a block that has run holds on to
+          that graph and cannot be deep-copied.
         * The permutation matrices ``w_perm``, ``w_perm_inv``, ``w_0`` are buffers, not parameters
           (same state-dict keys); random draws use torch's generator (``torch.manual_seed``), soft
           permutations come from a QR decomposition instead of scipy.
         * Every condition's shape is checked, not only the first; with ``gin_block`` there is no
-          unused ``global_scale`` parameter, and the log-det is exactly 0.
-        * The subnet's last layer is scaled by ``subnet_init_scale`` (default 0.1).
+          unused ``global_scale`` parameter (FrEIA checkpoints holding one still load), and the
+          log-det is exactly 0.
+        * ``subnet_init_scale`` (not in FrEIA) can scale the subnet's last layer after construction.
 
     Example:
         >>> torch.manual_seed(0)
@@ -144,7 +159,7 @@ class AllInOneBlock(InvertibleModule):
         permute_soft: bool = False,
         learned_householder_permutation: int = 0,
         reverse_permutation: bool = False,
-        subnet_init_scale: float = DEFAULT_SUBNET_INIT_SCALE,
+        subnet_init_scale: float = 1.0,
     ):
         super().__init__(dims_in, dims_c)
         shape = single_input(self.dims_in, "AllInOneBlock")
@@ -154,21 +169,13 @@ class AllInOneBlock(InvertibleModule):
             raise ValueError(f"AllInOneBlock needs at least 2 channels to split, got dims_in {self.dims_in}")
         if self.input_rank not in _CHANNEL_MAPS:
             raise ValueError(f"AllInOneBlock supports inputs with 1 to 4 dims, got dims_in {self.dims_in}")
-        _check_number("affine_clamping", affine_clamping)
-        _check_number("global_affine_init", global_affine_init)
-        if isinstance(learned_householder_permutation, bool) or not isinstance(
-            learned_householder_permutation, int
-        ) or learned_householder_permutation < 0:
-            raise ValueError(
-                "learned_householder_permutation must be an int >= 0 (the number of reflections), "
-                f"got {learned_householder_permutation!r}"
-            )
+        _check_reflection_count(learned_householder_permutation)
         self.in_channels = channels
         self.splits = [channels - channels // 2, channels // 2]
         self.sum_dims = tuple(range(1, 2 + self.input_rank))
         self.conditional = bool(self.dims_c)
         self.condition_channels = sum(dims[0] for dims in self.dims_c)
-        self.clamp = float(affine_clamping)
+        self.clamp = check_number(affine_clamping, "affine_clamping", "AllInOneBlock")
         # 0-dim tensors multiply faster than Python floats, which are wrapped anew on every call
         self.register_buffer("_clamp_factor", torch.tensor(self.clamp), persistent=False)
         self.register_buffer("_negative_clamp_factor", torch.tensor(-self.clamp), persistent=False)
@@ -196,8 +203,9 @@ class AllInOneBlock(InvertibleModule):
         self.global_affine_type = global_affine_type
         self.global_scale_activation, inverse = _GLOBAL_AFFINE_TYPES[global_affine_type]
         per_channel = (1, self.in_channels) + (1,) * self.input_rank
+        global_affine_init = check_number(global_affine_init, "global_affine_init", "AllInOneBlock")
         if not self.GIN:
-            initial = inverse(float(global_affine_init))
+            initial = inverse(global_affine_init)
             self.global_scale = nn.Parameter(torch.full(per_channel, initial))
         self.global_offset = nn.Parameter(torch.zeros(per_channel))
 
@@ -232,6 +240,12 @@ class AllInOneBlock(InvertibleModule):
             w.copy_(rotation.reshape(w.shape))
             if not self.householder:
                 self.w_perm_inv.copy_(rotation.T.reshape(w.shape))
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        if self.GIN:
+            # FrEIA keeps an unused global_scale in GIN mode: accept its checkpoints
+            state_dict.pop(prefix + "global_scale", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _permutation(self) -> tuple[Tensor, Tensor]:
         """The channel map :math:`VR` and its inverse, as kernels for ``self._channel_map``."""
@@ -298,7 +312,3 @@ class AllInOneBlock(InvertibleModule):
         """The output has the input's shape."""
         return [single_input(normalize_shapes(input_dims), "AllInOneBlock")]
 
-
-def _check_number(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"AllInOneBlock: {name} must be a positive finite number, got {value!r}")

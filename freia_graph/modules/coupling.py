@@ -11,6 +11,18 @@ to, but not exactly at, the identity: deep chains of default blocks stay numeric
 32-block Glow chain reaches ``|z| ~ 1e15``), while every parameter still receives a gradient from the
 first step on (Glow's zero initialisation, ``subnet_init_scale=0``, leaves the inner layers without
 gradient until the last layer has moved). ``subnet_init_scale=1`` opts out and keeps the subnet as built.
+
+Differences from FrEIA (all blocks of this file):
+
+* ``subnet_init_scale`` (above) is new; its default 0.1 makes fresh blocks start nearer the identity.
+* ``split_len`` must leave at least one channel in each half (FrEIA accepts an empty half and fails
+  later); a condition whose non-channel dims differ from the input's raises ``ValueError`` naming both
+  shapes (FrEIA: a bare ``assert``); a conditional block called without conditions says so.
+* With ``jac=False`` no log-det is computed and ``None`` is returned. NICE and GIN return an exact
+  0-dim zero tensor as log-det.
+* Each coupling's scale sign and clamp constants are folded into one multiplication, and the input is
+  split with a single ``chunk``/``split``: fewer kernels, the same function. Subnets keep FrEIA's
+  attribute names, so FrEIA state dicts load and give the same outputs (to float rounding).
 """
 
 from __future__ import annotations
@@ -108,7 +120,7 @@ class _AffineCoupling(_Coupling):
     ):
         super().__init__(dims_in, dims_c, split_len, subnet_init_scale, subnet_kwargs)
         self.clamp = clamp
-        self._bounded, factor = resolve_clamp(clamp, clamp_activation)
+        self._bounded, factor = resolve_clamp(clamp, clamp_activation, type(self).__name__)
         # 0-dim tensors multiply faster than Python floats, which are wrapped anew on every call; the
         # reverse pass uses the negated factor, sparing a negation.
         self.register_buffer("_clamp_factor", torch.tensor(factor), persistent=False)

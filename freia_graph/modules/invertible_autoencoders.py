@@ -4,6 +4,7 @@ reverse uses the transposed weight."""
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -12,7 +13,7 @@ from torch import Tensor, nn
 
 from .base import InvertibleModule, Shape
 
-__all__ = ["InvAutoAct", "InvAutoActTwoSided", "InvAutoFC", "InvAutoConv2D"]
+__all__ = ["InvAutoAct", "InvAutoActTwoSided", "InvAutoActFixed", "InvAutoFC", "InvAutoConv2D"]
 
 
 def _require_one_input(block: str, dims_in: list[Shape], dims_c: list[Shape], rank: int | None = None) -> Shape:
@@ -40,9 +41,11 @@ class _LeakyActivation(InvertibleModule):
         shape = _require_one_input(block, self.dims_in, self.dims_c)
         self._channel_shape = (shape[0],) + (1,) * (len(shape) - 1)
 
-    def _register_log_slope(self, name: str, slope: float, learnable: bool) -> None:
-        if not slope > 0:
-            raise ValueError(f"the initial slope for {name} must be > 0, got {slope!r}")
+    def _register_log_slope(self, name: str, argument: str, slope: float, learnable: bool) -> None:
+        if not isinstance(slope, (int, float)) or isinstance(slope, bool):
+            raise TypeError(f"{argument} must be a number, got {slope!r}")
+        if not slope > 0 or not math.isfinite(slope):
+            raise ValueError(f"{argument} must be a finite slope > 0, got {slope!r}")
         if not isinstance(learnable, bool):
             raise TypeError(f"learnable must be a bool, got {learnable!r}")
         log_slope = torch.full(self._channel_shape, math.log(slope))
@@ -93,7 +96,7 @@ class InvAutoAct(_LeakyActivation):
     Example:
         >>> block = InvAutoAct([(3,)], slope_init=2.0)
         >>> (z,), log_det = block([torch.tensor([[1.0, -1.0, 3.0]])])
-        >>> z.tolist(), round(float(log_det[0]), 4)
+        >>> z.tolist(), round(log_det[0].item(), 4)
         ([[2.0, -0.5, 6.0]], 0.6931)
     """
 
@@ -105,10 +108,43 @@ class InvAutoAct(_LeakyActivation):
         learnable: bool = True,
     ):
         super().__init__("InvAutoAct", dims_in, dims_c)
-        self._register_log_slope("alpha", slope_init, learnable)
+        self._register_log_slope("alpha", "slope_init", slope_init, learnable)
 
     def _log_slope(self, x: Tensor) -> Tensor:
         return torch.where(x < 0, -self.alpha, self.alpha)
+
+
+class InvAutoActFixed(InvAutoAct):
+    r"""Deprecated: :class:`InvAutoAct` with ``learnable=False``; warns with DeprecationWarning when built.
+
+    .. math:: z = x\, e^{\pm\alpha} \text{ for } x \gtrless 0, \qquad \log|\det J| = \sum_i \pm\alpha
+
+    From FrEIA, where it is a deprecated alias (Teng et al. 2018, "Invertible autoencoder for domain
+    adaptation"). Differences from FrEIA: FrEIA's alias forwards ``learnable`` and defaults to a learned
+    slope despite its name; here the slope is always fixed.
+
+    Args:
+        dims_in, dims_c, slope_init: as in :class:`InvAutoAct`.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     block = InvAutoActFixed([(3,)])
+        >>> caught[0].category.__name__, list(block.parameters())
+        ('DeprecationWarning', [])
+    """
+
+    def __init__(
+        self,
+        dims_in: Iterable[Iterable[int]],
+        dims_c: Iterable[Iterable[int]] | None = None,
+        slope_init: float = 2.0,
+    ):
+        warnings.warn(
+            "InvAutoActFixed is deprecated; use InvAutoAct(..., learnable=False)", DeprecationWarning, stacklevel=2
+        )
+        super().__init__(dims_in, dims_c, slope_init=slope_init, learnable=False)
 
 
 class InvAutoActTwoSided(_LeakyActivation):
@@ -135,7 +171,7 @@ class InvAutoActTwoSided(_LeakyActivation):
     Example:
         >>> block = InvAutoActTwoSided([(2,)], init_pos=2.0, init_neg=0.5)
         >>> (z,), log_det = block([torch.tensor([[1.0, -4.0]])])
-        >>> z.tolist(), round(float(log_det[0]), 4)
+        >>> z.tolist(), round(log_det[0].item(), 4)
         ([[2.0, -2.0]], 0.0)
     """
 
@@ -148,8 +184,8 @@ class InvAutoActTwoSided(_LeakyActivation):
         learnable: bool = True,
     ):
         super().__init__("InvAutoActTwoSided", dims_in, dims_c)
-        self._register_log_slope("alpha_pos", init_pos, learnable)
-        self._register_log_slope("alpha_neg", init_neg, learnable)
+        self._register_log_slope("alpha_pos", "init_pos", init_pos, learnable)
+        self._register_log_slope("alpha_neg", "init_neg", init_neg, learnable)
 
     def _log_slope(self, x: Tensor) -> Tensor:
         return torch.where(x < 0, self.alpha_neg, self.alpha_pos)
@@ -212,7 +248,7 @@ class InvAutoFC(_TransposeReverse):
         >>> x = torch.randn(2, 4)
         >>> (z,), log_det = block([x])
         >>> (x_back,), _ = block([z], rev=True)
-        >>> torch.allclose(x, x_back, atol=1e-5), abs(float(log_det)) < 1e-5
+        >>> torch.allclose(x, x_back, atol=1e-5), abs(log_det.item()) < 1e-5
         (True, True)
     """
 
@@ -283,7 +319,7 @@ class InvAutoConv2D(_TransposeReverse):
         >>> x = torch.randn(1, 2, 4, 4)
         >>> (z,), log_det = block([x])
         >>> (x_back,), _ = block([z], rev=True)
-        >>> z.shape, torch.allclose(x, x_back, atol=1e-5), abs(float(log_det)) < 1e-4
+        >>> z.shape, torch.allclose(x, x_back, atol=1e-5), abs(log_det.item()) < 1e-4
         (torch.Size([1, 2, 4, 4]), True, True)
     """
 

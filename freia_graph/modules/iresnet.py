@@ -46,7 +46,8 @@ class IResNetLayer(InvertibleModule):
 
     **Contraction.** Every call divides each weight :math:`W` by :math:`\max(1, \|W\|_2 / c)` with
     :math:`c` = ``spectral_norm_max``, using the exact spectral norm for linear layers and an exact upper
-    bound for convolutions (see :func:`_conv_operator_norm_bound`). With 1-Lipschitz ELUs,
+    bound for convolutions (via the Fourier transform of the kernel, Sedghi et al. 2019; the true norm is
+    82% of the bound on 4x4 images, 96% on 8x8, 99% on 16x16 and up). With 1-Lipschitz ELUs,
     :math:`\operatorname{Lip}(g) \le L = c^{\,n_{\text{internal}} + 2}` (0.512 by default) whatever the
     parameters, so the block is invertible at every training step.
 
@@ -64,18 +65,22 @@ class IResNetLayer(InvertibleModule):
     ``jacobian_iterations`` terms and each trace estimated with ``hutchinson_samples`` Rademacher probes
     (Hutchinson), at ``jacobian_iterations`` vector-Jacobian products; the estimate is unbiased up to the
     truncation error :math:`\le D L^{n+1} / ((n + 1)(1 - L))` but random, differs between calls, and so
-    between forward and reverse. Measured on default-initialised 8-feature layers (float64, 200 layers x 32
-    samples), error against the exact value:
+    between forward and reverse. Measured on 200 default-initialised 8-feature layers x 32 samples (float64;
+    default weights have spectral norms of 0.76 and more, so nearly all sit at the bound and
+    :math:`L \le 0.512`; exact log-dets average 0.06 in magnitude), the
+    error against the exact value is:
 
-    ==================== ============== =========================== ===========================
-    jacobian_iterations  truncation     RMS, 1 probe                RMS, 10 probes
-    ==================== ============== =========================== ===========================
-    5                    ...            ...                         ...
-    10                   ...            ...                         ...
-    20                   ...            ...                         ...
-    ==================== ============== =========================== ===========================
+    ===================  =========================  ===================  ============  =============
+    jacobian_iterations  truncation, mean (max)     worst-case bound     RMS, 1 probe  RMS, 10 probes
+    ===================  =========================  ===================  ============  =============
+    5                    1e-7 (3e-6)                5e-2                 0.20          0.062
+    10                   2e-12 (2e-10)              9e-4                 0.20          0.062
+    20                   2e-16 (1e-15)              6e-7                 0.19          0.060
+    ===================  =========================  ===================  ============  =============
 
-    The probe noise, not the truncation, dominates beyond a handful of terms.
+    The probe noise, not the truncation, dominates: it shrinks only as one over the square root of
+    ``hutchinson_samples`` and, with one probe, exceeds the log-det itself. Use ``exact_log_det=True``
+    wherever :math:`D` allows.
 
     **Compilation.** ``torch.compile(fullgraph=True)`` traces the block: the fixed-point loop has a fixed
     count and unrolls, the norms are closed-form, and ``torch.func`` transforms are traceable.

@@ -55,7 +55,7 @@ class OrthogonalTransform(InvertibleModule):
         >>> x = torch.randn(3, 4)
         >>> (z,), log_det = block([x])
         >>> (x_back,), _ = block([z], rev=True)
-        >>> z.shape, torch.allclose(x, x_back, atol=1e-6), float(log_det)
+        >>> z.shape, torch.allclose(x, x_back, atol=1e-6), log_det.item()
         (torch.Size([3, 4]), True, 0.0)
     """
 
@@ -157,7 +157,7 @@ class HouseholderPerm(InvertibleModule):
         >>> x = torch.randn(2, 8)
         >>> (z,), log_det = block([x])
         >>> (x_back,), _ = block([z], rev=True)
-        >>> torch.allclose(z.norm(dim=1), x.norm(dim=1)), torch.allclose(x, x_back, atol=1e-6), float(log_det)
+        >>> torch.allclose(z.norm(dim=1), x.norm(dim=1)), torch.allclose(x, x_back, atol=1e-6), log_det.item()
         (True, True, 0.0)
     """
 

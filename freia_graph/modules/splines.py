@@ -17,7 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._coupling_tools import append_condition, build_subnet, check_condition_dims, resolve_split_len
+from ._coupling_tools import (
+    DEFAULT_SUBNET_INIT_SCALE,
+    append_condition,
+    build_subnet,
+    check_condition_dims,
+    resolve_split_len,
+)
 from .base import InvertibleModule, Shape
 from .permutations import single_input_shape
 
@@ -25,7 +31,7 @@ __all__ = ["RationalQuadraticSpline", "LinearSpline", "ElementwiseRationalQuadra
 
 SubnetConstructor = Callable[[int, int], nn.Module]
 
-# Inner knot derivatives never fall below this, so the inverse quadratic stays well conditioned.
+# Inner knot derivatives never fall below this, so every spline stays strictly increasing.
 _MIN_DERIVATIVE = 1e-3
 # Shift of the softplus so that a raw value of 0 gives derivative 1 (identity-like start).
 _DERIVATIVE_SHIFT = math.log(math.expm1(1.0 - _MIN_DERIVATIVE))
@@ -221,7 +227,7 @@ def linear_spline(value: Tensor, raw: Tensor, grid: SplineGrid, rev: bool) -> tu
     return output, -log_jac if rev else log_jac
 
 
-def spline_parameters(network_output: Tensor, channels: int, count: int) -> Tensor:
+def per_element_parameters(network_output: Tensor, channels: int, count: int) -> Tensor:
     """Reshape a subnet output ``(B, channels * count, *S)`` to ``(B, channels, *S, count)``."""
     batch, spatial = network_output.shape[0], network_output.shape[2:]
     return network_output.reshape(batch, channels, count, *spatial).movedim(2, -1)
@@ -249,6 +255,7 @@ class _SplineCoupling(InvertibleModule):
         bins: int,
         min_bin_sizes: tuple[float, float],
         default_domain: tuple[float, float, float, float],
+        subnet_init_scale: float,
     ):
         super().__init__(dims_in, dims_c)
         name = type(self).__name__
@@ -259,9 +266,9 @@ class _SplineCoupling(InvertibleModule):
         self.split_len1, self.split_len2 = resolve_split_len(split_len, shape[0], name)
         self.parameter_count = self._parameter_count(bins)
         self.subnet1 = build_subnet(subnet_constructor, self.split_len2 + condition_length,
-                                    self.split_len1 * self.parameter_count, 1.0, name)
+                                    self.split_len1 * self.parameter_count, subnet_init_scale, name)
         self.subnet2 = build_subnet(subnet_constructor, self.split_len1 + condition_length,
-                                    self.split_len2 * self.parameter_count, 1.0, name)
+                                    self.split_len2 * self.parameter_count, subnet_init_scale, name)
 
     @staticmethod
     def _parameter_count(bins: int) -> int:
@@ -271,7 +278,7 @@ class _SplineCoupling(InvertibleModule):
         self, active: Tensor, passive: Tensor, subnet: nn.Module, c: Sequence[Tensor] | None, rev: bool
     ) -> tuple[Tensor, Tensor]:
         network_output = subnet(append_condition(passive, c, type(self).__name__) if self.dims_c else passive)
-        raw = spline_parameters(network_output, active.shape[1], self.parameter_count)
+        raw = per_element_parameters(network_output, active.shape[1], self.parameter_count)
         output, log_jac = self._spline(active, raw, self.grid, rev)
         return output, sum_except_batch(log_jac)
 
@@ -313,7 +320,8 @@ class RationalQuadraticSpline(_SplineCoupling):
     stretched by the subnet (so the subnet predicts ``3 * bins - 1`` values per element, not
     ``3 * bins + 1``), the tails have slope 1 (FrEIA: slope height/width), and the reverse pass decides
     "inside" with the y-domain (FrEIA compares y with the x-domain's right edge, wrong when they differ).
-    ``split_len`` must leave at least one channel in each half.
+    ``split_len`` must leave at least one channel in each half. The subnets' last layers are scaled by
+    ``subnet_init_scale`` (as in this library's affine couplings); FrEIA leaves them as built.
 
     Args:
         dims_in: one shape, ``[(C,)]`` or ``[(C, H, W)]``, with ``C >= 2``.
@@ -324,6 +332,8 @@ class RationalQuadraticSpline(_SplineCoupling):
         bins: number of spline pieces.
         min_bin_sizes: smallest (width, height) of a bin.
         default_domain: ``(left, right, bottom, top)`` of the spline domain.
+        subnet_init_scale: factor applied to each subnet's last layer after construction (default 0.1), so
+            the splines start near the identity and deep chains stay tame; 1 keeps the subnets as built.
 
     Example:
         >>> _ = torch.manual_seed(0)
@@ -347,8 +357,11 @@ class RationalQuadraticSpline(_SplineCoupling):
         bins: int = 10,
         min_bin_sizes: tuple[float, float] = (0.1, 0.1),
         default_domain: tuple[float, float, float, float] = (-3.0, 3.0, -3.0, 3.0),
+        subnet_init_scale: float = DEFAULT_SUBNET_INIT_SCALE,
     ):
-        super().__init__(dims_in, dims_c, subnet_constructor, split_len, bins, min_bin_sizes, default_domain)
+        super().__init__(
+            dims_in, dims_c, subnet_constructor, split_len, bins, min_bin_sizes, default_domain, subnet_init_scale
+        )
 
     @staticmethod
     def _parameter_count(bins: int) -> int:
@@ -364,7 +377,8 @@ class LinearSpline(_SplineCoupling):
     :math:`\log h_k - \log w_k`. Unit-slope tails outside ``default_domain``.
 
     Differences from FrEIA: as for :class:`RationalQuadraticSpline` (fixed domain, so ``2 * bins``
-    instead of ``2 * bins + 2`` subnet outputs per element; unit-slope tails; correct reverse domain test).
+    instead of ``2 * bins + 2`` subnet outputs per element; unit-slope tails; correct reverse domain test;
+    ``subnet_init_scale``).
 
     Args:
         dims_in: one shape, ``[(C,)]`` or ``[(C, H, W)]``, with ``C >= 2``.
@@ -374,6 +388,7 @@ class LinearSpline(_SplineCoupling):
         bins: number of spline pieces.
         min_bin_sizes: smallest (width, height) of a bin.
         default_domain: ``(left, right, bottom, top)`` of the spline domain.
+        subnet_init_scale: factor applied to each subnet's last layer after construction (default 0.1).
 
     Example:
         >>> _ = torch.manual_seed(0)
@@ -397,8 +412,11 @@ class LinearSpline(_SplineCoupling):
         bins: int = 10,
         min_bin_sizes: tuple[float, float] = (0.1, 0.1),
         default_domain: tuple[float, float, float, float] = (-3.0, 3.0, -3.0, 3.0),
+        subnet_init_scale: float = DEFAULT_SUBNET_INIT_SCALE,
     ):
-        super().__init__(dims_in, dims_c, subnet_constructor, split_len, bins, min_bin_sizes, default_domain)
+        super().__init__(
+            dims_in, dims_c, subnet_constructor, split_len, bins, min_bin_sizes, default_domain, subnet_init_scale
+        )
 
     @staticmethod
     def _parameter_count(bins: int) -> int:
@@ -425,6 +443,7 @@ class ElementwiseRationalQuadraticSpline(InvertibleModule):
         bins: number of spline pieces.
         min_bin_sizes: smallest (width, height) of a bin.
         default_domain: ``(left, right, bottom, top)`` of the spline domain.
+        subnet_init_scale: factor applied to the subnet's last layer after construction (default 0.1).
 
     Example:
         >>> block = ElementwiseRationalQuadraticSpline([(3,)], bins=6)
@@ -445,6 +464,7 @@ class ElementwiseRationalQuadraticSpline(InvertibleModule):
         bins: int = 10,
         min_bin_sizes: tuple[float, float] = (0.1, 0.1),
         default_domain: tuple[float, float, float, float] = (-3.0, 3.0, -3.0, 3.0),
+        subnet_init_scale: float = DEFAULT_SUBNET_INIT_SCALE,
     ):
         super().__init__(dims_in, dims_c)
         name = type(self).__name__
@@ -455,7 +475,7 @@ class ElementwiseRationalQuadraticSpline(InvertibleModule):
             check_condition_dims(shape, self.dims_c, name)
             condition_length = sum(condition[0] for condition in self.dims_c)
             self.subnet = build_subnet(subnet_constructor, condition_length, shape[0] * self.parameter_count,
-                                       1.0, name)
+                                       subnet_init_scale, name)
         elif subnet_constructor is not None:
             raise ValueError(f"{name} uses subnet_constructor only with conditions, but dims_c is empty")
         else:
@@ -467,7 +487,7 @@ class ElementwiseRationalQuadraticSpline(InvertibleModule):
                 raise ValueError(f"{type(self).__name__} is conditional (dims_c was given), but was called "
                                  "without conditions c")
             network_output = self.subnet(torch.cat(list(c), dim=1))
-            return spline_parameters(network_output, self.dims_in[0][0], self.parameter_count)
+            return per_element_parameters(network_output, self.dims_in[0][0], self.parameter_count)
         return self.spline_parameters
 
     def forward(

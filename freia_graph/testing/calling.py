@@ -88,9 +88,7 @@ def call(
     return tuple(outputs), log_det
 
 
-def per_sample_log_det(
-    log_det: object, batch: int, like: Tensor, subject: str = "", rev: bool = False
-) -> Tensor:
+def per_sample_log_det(log_det: object, batch: int, like: Tensor, subject: str = "", rev: bool = False) -> Tensor:
     """The log-det as a tensor of shape ``(batch,)``; 0-dim tensors and numbers are broadcast.
 
     Raises:

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .calling import Inputs, as_tensor_list, call, describe_subject, per_sample_log_det
+from .calling import Inputs, as_tensor_list, call, describe_subject, per_sample_log_det, random_like_dims, run_model
 from .jacobian import exact_log_det
 from .violations import ContractViolation, Tolerance, assert_close
 
-__all__ = ["check_compiles", "check_invertible", "check_log_det", "perturb_parameters"]
+__all__ = ["check_compiles", "check_invertible", "check_log_det", "perturb_parameters", "prepare_model"]
 
 
 def perturb_parameters(model: nn.Module, scale: float = 0.2, seed: int | None = 0) -> nn.Module:
@@ -44,6 +44,40 @@ def perturb_parameters(model: nn.Module, scale: float = 0.2, seed: int | None = 
     return model
 
 
+def prepare_model(
+    model: nn.Module,
+    *,
+    dtype: torch.dtype = torch.float64,
+    perturbation: float = 0.2,
+    seed: int = 0,
+    x: Inputs = None,
+    c: Inputs = None,
+    batch_size: int = 4,
+) -> nn.Module:
+    """Make a block or graph ready for checking: ``dtype``, data-dependent initialisation, perturbation.
+
+    Runs one forward pass without gradients (on ``x`` and ``c``, or standard normal tensors fitting
+    ``model.dims_in`` and ``model.dims_c``), so that data-dependent initialisation such as ActNorm's
+    happens first, then perturbs every parameter (:func:`perturb_parameters`).
+
+    Returns:
+        ``model``, for chaining.
+
+    Example:
+        >>> from freia_graph.modules import ActNorm
+        >>> block = prepare_model(ActNorm([(3,)]), perturbation=0.1)
+        >>> next(block.parameters()).dtype
+        torch.float64
+    """
+    model = model.to(dtype)
+    generator = torch.Generator().manual_seed(seed)
+    xs = as_tensor_list(x) or random_like_dims(model.dims_in, batch_size, generator, dtype)
+    cs = as_tensor_list(c, "c") or random_like_dims(model.dims_c, batch_size, generator, dtype)
+    with torch.no_grad():
+        run_model(model, xs, cs)
+    return perturb_parameters(model, perturbation, seed)
+
+
 def _compare_outputs(
     property: str,
     what: str,
@@ -53,9 +87,7 @@ def _compare_outputs(
     subject: str,
 ) -> None:
     if len(actual) != len(expected):
-        raise ContractViolation(
-            property, f"{what}: {len(actual)} tensors instead of {len(expected)}", subject
-        )
+        raise ContractViolation(property, f"{what}: {len(actual)} tensors instead of {len(expected)}", subject)
     for index, (a, e) in enumerate(zip(actual, expected, strict=True)):
         label = f"{what} (tensor {index})" if len(expected) > 1 else what
         assert_close(property, label, a, e, tolerance, subject)
@@ -101,9 +133,7 @@ def check_invertible(
             _compare_outputs("round_trip", "z -> x -> z", again, zs, tolerance, subject)
 
 
-def check_log_det(
-    model: nn.Module, x: Inputs, c: Inputs = None, *, atol: float = 1e-6, rtol: float = 1e-6
-) -> None:
+def check_log_det(model: nn.Module, x: Inputs, c: Inputs = None, *, atol: float = 1e-6, rtol: float = 1e-6) -> None:
     """Check the log-determinants that ``model`` reports against the exact Jacobian.
 
     Three properties: the forward log-det at ``x`` equals ``log|det J_f(x)|`` ("log_det"); the reverse
@@ -152,14 +182,10 @@ def check_log_det(
             tolerance,
             subject,
         )
-    assert_close(
-        "log_det_symmetry", "reverse log-det vs -(forward log-det)", log_det_rev, -log_det, tolerance, subject
-    )
+    assert_close("log_det_symmetry", "reverse log-det vs -(forward log-det)", log_det_rev, -log_det, tolerance, subject)
 
 
-def check_compiles(
-    model: nn.Module, x: Inputs, c: Inputs = None, *, atol: float = 1e-6, rtol: float = 1e-6
-) -> None:
+def check_compiles(model: nn.Module, x: Inputs, c: Inputs = None, *, atol: float = 1e-6, rtol: float = 1e-6) -> None:
     """Check that ``torch.compile(model, fullgraph=True, backend="eager")`` traces both directions.
 
     The compiled model must run forward on ``x`` and in reverse on its outputs without graph breaks and
@@ -197,9 +223,7 @@ def check_compiles(
                     f"{direction} does not compile with fullgraph=True: {type(error).__name__}: {message}",
                     subject,
                 ) from error
-            _compare_outputs(
-                "compile", f"compiled {direction} outputs vs eager", out, eager_out, tolerance, subject
-            )
+            _compare_outputs("compile", f"compiled {direction} outputs vs eager", out, eager_out, tolerance, subject)
             assert_close(
                 "compile",
                 f"compiled {direction} log-det vs eager",

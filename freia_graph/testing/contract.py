@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from freia_graph.modules.base import Shape, normalize_shapes
 
 from .calling import call, per_sample_log_det, random_like_dims, run_model
-from .checks import perturb_parameters
+from .checks import prepare_model
 from .jacobian import exact_log_det
 from .violations import ContractViolation, Tolerance, assert_close
 
@@ -67,9 +67,7 @@ def _argument_repr(value: object) -> str:
     return getattr(value, "__name__", None) or repr(value)
 
 
-def _subject_name(
-    module_class: type, dims_in: list[Shape], dims_c: list[Shape], kwargs: Mapping[str, Any]
-) -> str:
+def _subject_name(module_class: type, dims_in: list[Shape], dims_c: list[Shape], kwargs: Mapping[str, Any]) -> str:
     parts = [f"dims_in={dims_in}"] + ([f"dims_c={dims_c}"] if dims_c else [])
     parts += [f"{key}={_argument_repr(value)}" for key, value in kwargs.items()]
     return f"{module_class.__name__}({', '.join(parts)})"
@@ -100,9 +98,7 @@ def _reraise_as(property: str, what: str, subject: str) -> Iterator[None]:
         raise
     except Exception as error:
         first_line = (str(error).strip().splitlines() or [""])[0]
-        raise ContractViolation(
-            property, f"{what} raised {type(error).__name__}: {first_line}", subject
-        ) from error
+        raise ContractViolation(property, f"{what} raised {type(error).__name__}: {first_line}", subject) from error
 
 
 def prepare_module(
@@ -138,9 +134,8 @@ def prepare_module(
     generator = torch.Generator().manual_seed(seed)
     x = random_like_dims(dims_in, batch_size, generator, dtype, input_scale)
     c = random_like_dims(dims_c, batch_size, generator, dtype, input_scale)
-    with torch.no_grad(), _reraise_as("runs", "the first forward call", module_class.__name__):
-        run_model(module, x, c)
-    perturb_parameters(module, perturbation, seed)
+    with _reraise_as("runs", "the first forward call", module_class.__name__):
+        prepare_model(module, dtype=dtype, perturbation=perturbation, seed=seed, x=x, c=c)
     return PreparedModule(module, x, c)
 
 
@@ -329,11 +324,7 @@ def _check_no_in_place(s: _Subject) -> None:
             what = f"input {index}" if index < len(inputs) else f"condition {index - len(inputs)}"
             if tensor._version != version or not torch.equal(tensor, copy):
                 change = (tensor - copy).abs().max().item()
-                how = (
-                    f"max change {change:.3g}"
-                    if change
-                    else "same values, but an in-place operation ran on it"
-                )
+                how = f"max change {change:.3g}" if change else "same values, but an in-place operation ran on it"
                 raise ContractViolation(
                     "no_in_place", f"{_direction(rev)} modified the caller's {what} in place ({how})", s.name
                 )
@@ -354,9 +345,7 @@ def _check_gradients(s: _Subject) -> None:
         if not parameter.requires_grad:
             continue
         if parameter.grad is None:
-            raise ContractViolation(
-                "gradients", f"parameter '{name}' gets no gradient (grad is None)", s.name
-            )
+            raise ContractViolation("gradients", f"parameter '{name}' gets no gradient (grad is None)", s.name)
         if not bool(torch.isfinite(parameter.grad).all()):
             raise ContractViolation("gradients", f"parameter '{name}' gets a non-finite gradient", s.name)
         if not bool(parameter.grad.any()):
@@ -397,8 +386,7 @@ def _check_conditions_used(s: _Subject) -> None:
             if change <= s.tol("conditions_used").atol:
                 raise ContractViolation(
                     "conditions_used",
-                    f"{_direction(rev)} results do not change when "
-                    f"condition {k} changes (max change {change:.3g})",
+                    f"{_direction(rev)} results do not change when condition {k} changes (max change {change:.3g})",
                     s.name,
                 )
 

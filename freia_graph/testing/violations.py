@@ -57,9 +57,7 @@ def _error_summary(actual: Tensor, expected: Tensor, tolerance: Tolerance) -> st
         return None
     excess = torch.where(bad, error.nan_to_num(float("inf")) - bound, torch.full_like(error, -float("inf")))
     worst = int(excess.flatten().argmax())
-    index = (
-        tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), error.shape)) if error.dim() else ()
-    )
+    index = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), error.shape)) if error.dim() else ()
     where = f" at index {index}" if index else ""
     max_error = error.nan_to_num(float("inf")).max().item()
     return (

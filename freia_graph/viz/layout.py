@@ -14,6 +14,7 @@ then mapped to x and y for top-to-bottom (``"TB"``) or left-to-right (``"LR"``) 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -333,19 +334,19 @@ def _crossings(vertices: list[_Vertex], layers: list[list[int]]) -> int:
     return total
 
 
+def _barycenter(vertices: list[_Vertex], vertex: int, reference: dict[int, int], rank: int, downward: bool) -> float:
+    links = vertices[vertex].up if downward else vertices[vertex].down
+    if not links:
+        return rank
+    return sum(reference[v] + _port_fraction(vertices[v], off) for v, off, _, _ in links) / len(links)
+
+
 def _sweep(vertices: list[_Vertex], layers: list[list[int]], downward: bool) -> None:
     indices = range(1, len(layers)) if downward else range(len(layers) - 2, -1, -1)
     for index in indices:
         reference = {v: i for i, v in enumerate(layers[index - 1 if downward else index + 1])}
-        rank = {v: i for i, v in enumerate(layers[index])}
-
-        def barycenter(vertex: int) -> float:
-            links = vertices[vertex].up if downward else vertices[vertex].down
-            if not links:
-                return rank[vertex]
-            return sum(reference[v] + _port_fraction(vertices[v], off) for v, off, _, _ in links) / len(links)
-
-        layers[index].sort(key=barycenter)
+        keys = {v: _barycenter(vertices, v, reference, i, downward) for i, v in enumerate(layers[index])}
+        layers[index].sort(key=keys.__getitem__)
 
 
 def _order(vertices: list[_Vertex], roots: list[int]) -> list[list[int]]:
@@ -414,6 +415,31 @@ def _positions(vertices: list[_Vertex], layers: list[list[int]]) -> list[float]:
     for layer in layers:
         _place(vertices, layer, position, use_up=True, use_down=True)
     return position
+
+
+def _straighten(vertices, layers, position, chains) -> None:
+    """Give each long edge one straight run where its neighbours leave room: in line with its source
+    port, else with its target port, else where it is on average."""
+    slot = {vertex: (index, i) for index, layer in enumerate(layers) for i, vertex in enumerate(layer)}
+    for _, _, _, chain, out_offset, in_offset in chains:
+        dummies = chain[1:-1]
+        if not dummies:
+            continue
+        low, high = -math.inf, math.inf
+        for dummy in dummies:
+            index, i = slot[dummy]
+            layer = layers[index]
+            if i > 0:
+                low = max(low, position[layer[i - 1]] + _gap(vertices, layer[i - 1], dummy))
+            if i + 1 < len(layer):
+                high = min(high, position[layer[i + 1]] - _gap(vertices, dummy, layer[i + 1]))
+        if low > high:
+            continue
+        wishes = (position[chain[0]] + out_offset, position[chain[-1]] + in_offset)
+        average = sum(position[d] for d in dummies) / len(dummies)
+        chosen = next((w for w in wishes if low <= w <= high), min(max(average, low), high))
+        for dummy in dummies:
+            position[dummy] = chosen
 
 
 def _layer_gaps(vertices, layers, chains, direction: str, shapes: bool) -> list[float]:
@@ -564,6 +590,7 @@ def compute_layout(graph: nx.MultiDiGraph, options: LayoutOptions | None = None)
     roots = sorted(vertex_of.values(), key=lambda v: (vertices[v].layer, view.nodes[vertices[v].box.key]["index"]))
     layers = _order(vertices, roots)
     position = _positions(vertices, layers)
+    _straighten(vertices, layers, position, chains)
     spans = _depths(vertices, layers, _layer_gaps(vertices, layers, chains, options.direction, options.shapes))
     for key, vertex in vertex_of.items():
         start, size = spans[vertices[vertex].layer]

@@ -160,7 +160,7 @@ def badge_conditions(
 
     Example:
         >>> graph = nx.MultiDiGraph()
-        >>> graph.add_edges_from([("c", node, dict(condition=True)) for node in ("a", "b", "d")])
+        >>> _ = graph.add_edges_from([("c", node, dict(condition=True)) for node in ("a", "b", "d")])
         >>> view, badges, fan_out = badge_conditions(graph)
         >>> view.number_of_edges(), badges, fan_out
         (0, {'a': ['c'], 'b': ['c'], 'd': ['c']}, {'c': 3})

@@ -48,7 +48,7 @@ def text_width(text: str, size: float, bold: bool = False) -> float:
 
     Example:
         >>> round(text_width("GLOWCouplingBlock", 12))
-        124
+        123
     """
     table = _WIDTHS[bold]
     total = sum(table[ord(ch) - 32] if 32 <= ord(ch) < 127 else _OTHER_WIDTH for ch in text)

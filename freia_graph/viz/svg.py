@@ -86,7 +86,7 @@ def _svg_node(box: Box) -> list[str]:
     style = KIND_STYLES.get(box.kind, KIND_STYLES["unknown"])
     width = 3.0 if box.highlighted else 1.5
     extra = f' stroke-width="{_number(width)}"' + (' stroke-dasharray="4 2"' if style.dashed else "")
-    kind = box.kind + (" group" if box.stacked else "")
+    kind = box.kind + (" group" if box.stacked else "") + (" highlighted" if box.highlighted else "")
     lines = [f'<g class="node {kind}" data-name="{_attribute(box.key)}">', f"<title>{_text(box.tooltip)}</title>"]
     if box.stacked:
         lines += [_svg_rect(box, d, d, style.fill, style.stroke, ' stroke-width="1"') for d in (6.0, 3.0)]

@@ -186,7 +186,8 @@ CALL_ERRORS = {
     "integer tensors": (lambda x1, x2, c: ([x1.long(), x2.long()], [c.long()]), TypeError, "floating point"),
     "missing condition": (lambda x1, x2, c: ([x1, x2], None), ValueError, r"condition: expected 1 tensor\(s\)"),
     "not a tensor": (lambda x1, x2, c: ([x1, x2.tolist()], [c]), TypeError, r"input 'x2' must be a tensor"),
-    "unknown dict key": (lambda x1, x2, c: ({"x1": x1, "y": x2}, [c]), ValueError, r"missing \['x2'\], unknown \['y'\]"),
+    "unknown dict key": (lambda x1, x2, c: ({"x1": x1, "y": x2}, [c]), ValueError,
+                         r"missing \['x2'\], unknown \['y'\]"),
     "wrong container": (lambda x1, x2, c: ("x", [c]), TypeError, "must be a tensor, a list of tensors or a dict"),
 }
 
@@ -223,5 +224,6 @@ def test_feed_forward_output_shape_is_checked():
     x = Ff.InputNode(4)
     a = Ff.Node(x, Fm.GLOWCouplingBlock, {"subnet_constructor": subnet}, conditions=ff)
     inn = Ff.GraphINN([x, c, ff, a, Ff.OutputNode(a)])
-    with pytest.raises(ValueError, match=r"FeedForwardNode 'embed' output 0 must have shape \(batch, 5\), got \(2, 4\)"):
+    message = r"FeedForwardNode 'embed' output 0 must have shape \(batch, 5\), got \(2, 4\)"
+    with pytest.raises(ValueError, match=message):
         inn(torch.randn(2, 4), c=torch.randn(2, 3))

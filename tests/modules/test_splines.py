@@ -104,6 +104,8 @@ def _conv(c_in, c_out):
         (ElementwiseRationalQuadraticSpline, {"dims_in": [(4,)], "subnet_constructor": linear_subnet}, ValueError),
         (ElementwiseRationalQuadraticSpline, {"dims_in": [(4,)], "dims_c": [(2,)]}, TypeError),
         (ElementwiseRationalQuadraticSpline, {"dims_in": [(4,)], "bins": -1}, ValueError),
+        (LinearSpline, {"dims_in": [(4,)], "subnet_constructor": linear_subnet, "subnet_init_scale": -1.0},
+         ValueError),
     ],
 )
 def test_bad_arguments_raise(block, kwargs, error):

@@ -1,0 +1,96 @@
+"""Orthogonal blocks: FrEIA's HouseholderPerm bugs, exact orthogonality under training, bad arguments."""
+
+import pytest
+import torch
+
+from freia_graph.modules import HouseholderPerm, OrthogonalTransform
+
+
+def _matrix(block, c=None):
+    """The block's linear part, read off by mapping the unit vectors (the bias removed)."""
+    width = block.dims_in[0][0]
+    eye = torch.eye(width, dtype=torch.float64)
+    (rows,), _ = block([eye], c=c, jac=False)
+    (origin,), _ = block([torch.zeros(1, width, dtype=torch.float64)], c=c, jac=False)
+    return rows - origin
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"n_reflections": 1}, {"n_reflections": 1, "fixed": True}])
+def test_householder_defaults_work(kwargs):
+    """FrEIA raises for n_reflections < 2, which includes its own default."""
+    block = HouseholderPerm([(8,)], **kwargs).double()
+    matrix = _matrix(block)
+    torch.testing.assert_close(matrix @ matrix.T, torch.eye(8, dtype=torch.float64))
+    # One reflection: symmetric, its own inverse, determinant -1.
+    torch.testing.assert_close(matrix, matrix.T)
+    torch.testing.assert_close(torch.linalg.det(matrix), torch.tensor(-1.0, dtype=torch.float64))
+
+
+def test_householder_condition_gives_each_sample_its_own_reflections():
+    """FrEIA builds a batch of matrices and then calls mm on it, which fails."""
+    torch.manual_seed(0)
+    conditional = HouseholderPerm([(5,)], [(5, 3)], n_reflections=3).double()
+    vectors = torch.randn(4, 5, 3, dtype=torch.float64)
+    x = torch.randn(4, 5, dtype=torch.float64)
+    (z,), _ = conditional([x], c=[vectors])
+    for sample in range(4):
+        alone = HouseholderPerm([(5,)], n_reflections=3).double()
+        alone.Vs.data = vectors[sample].T.clone()
+        (expected,), _ = alone([x[sample : sample + 1]])
+        torch.testing.assert_close(z[sample : sample + 1], expected)
+
+
+def test_householder_fixed_has_no_parameters_and_keeps_its_vectors():
+    """FrEIA keeps the unused reflection vectors as a trainable parameter when fixed."""
+    block = HouseholderPerm([(6,)], n_reflections=2, fixed=True)
+    assert list(block.parameters()) == [] and "Vs" in block.state_dict()
+
+
+def test_orthogonal_transform_stays_exactly_orthogonal_while_training():
+    """FrEIA's free matrix drifts from orthogonality between corrections, so its log-det is off."""
+    torch.manual_seed(0)
+    block = OrthogonalTransform([(6,)], correction_interval=100).double()
+    optimizer = torch.optim.SGD(block.parameters(), lr=0.5)
+    for _ in range(20):
+        x = torch.randn(16, 6, dtype=torch.float64)
+        (z,), log_det = block([x])
+        loss = ((z - 3 * x) ** 2).mean() - log_det.mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    weights = block.weights.detach()
+    torch.testing.assert_close(weights.T @ weights, torch.eye(6, dtype=torch.float64))
+    (_,), log_det = block([x])
+    scales = torch.linalg.svdvals(_matrix(block))
+    torch.testing.assert_close(log_det, scales.log().sum())
+
+
+def test_orthogonal_transform_clamps_the_log_scale():
+    block = OrthogonalTransform([(4,)], clamp=2.0)
+    with torch.no_grad():
+        block.scaling.copy_(torch.tensor([1e6, -1e6, 0.0, 1e6]))
+    (_,), log_det = block([torch.randn(3, 4)])
+    assert 2.0 - 1e-4 < log_det.item() < 2.0
+
+
+@pytest.mark.parametrize(
+    ("block", "kwargs", "error", "match"),
+    [
+        (OrthogonalTransform, {"dims_in": [(4,), (4,)]}, ValueError, "one vector input"),
+        (OrthogonalTransform, {"dims_in": [(2, 3, 3)]}, ValueError, "one vector input"),
+        (OrthogonalTransform, {"dims_in": [(4,)], "dims_c": [(2,)]}, ValueError, "unconditional"),
+        (OrthogonalTransform, {"dims_in": [(4,)], "correction_interval": 0}, ValueError, "correction_interval"),
+        (OrthogonalTransform, {"dims_in": [(4,)], "correction_interval": 2.5}, TypeError, "correction_interval"),
+        (OrthogonalTransform, {"dims_in": [(4,)], "clamp": 0.0}, ValueError, "clamp"),
+        (HouseholderPerm, {"dims_in": [(2, 3)]}, ValueError, "one vector input"),
+        (HouseholderPerm, {"dims_in": [(4,)], "n_reflections": 0}, ValueError, "n_reflections"),
+        (HouseholderPerm, {"dims_in": [(4,)], "n_reflections": 2.0}, TypeError, "n_reflections"),
+        (HouseholderPerm, {"dims_in": [(4,)], "fixed": "yes"}, TypeError, "fixed"),
+        (HouseholderPerm, {"dims_in": [(4,)], "dims_c": [(4,)], "fixed": True}, ValueError, "fixed and conditional"),
+        (HouseholderPerm, {"dims_in": [(4,)], "dims_c": [(4, 2)]}, ValueError, r"4 \* 1 = 4 entries"),
+        (HouseholderPerm, {"dims_in": [(4,)], "dims_c": [(4,), (4,)]}, ValueError, "at most one condition"),
+    ],
+)
+def test_bad_arguments_raise(block, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        block(**kwargs)
