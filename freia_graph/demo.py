@@ -33,10 +33,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the demo's options to ``parser`` and make it call :func:`run`."""
     parser.add_argument("--out", type=Path, default=Path("freia_graph_demo"),
                         help="folder for the pictures and metrics (default: ./freia_graph_demo)")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+    parser.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS,
                         help=f"training steps (default: {DEFAULT_STEPS}, under a minute on 2 CPU cores)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.set_defaults(run=run)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number of steps, got {value}")
+    return value
 
 
 def toy_data(count: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -52,11 +59,12 @@ def toy_data(count: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         ((5, 4), (5, 3), [1.0, 1.0, 1.0, 1.0, 1.0])
     """
     label = torch.randint(0, CLASSES, (count,), generator=generator)
-    cluster = torch.randint(0, 6, (count,), generator=generator)
-    angle = cluster * (2 * math.pi / 6)
+    uniform = torch.rand(count, generator=generator)
+    angle = (uniform * 6).floor() * (2 * math.pi / 6)
     ring = 2.0 * torch.stack([angle.cos(), angle.sin()], dim=1)
-    grid = 1.5 * torch.stack([(cluster % 2) * 2 - 1.0, (cluster // 2 % 2) * 2 - 1.0], dim=1)
-    diagonal = (cluster % 3 - 1.0).unsqueeze(1) * torch.tensor([2.0, 2.0])
+    corner = (uniform * 4).floor()
+    grid = 1.5 * torch.stack([(corner % 2) * 2 - 1, (corner // 2) * 2 - 1], dim=1)
+    diagonal = ((uniform * 3).floor() - 1).unsqueeze(1) * torch.tensor([2.0, 2.0])
     centres = torch.stack([ring, grid, diagonal])[label, torch.arange(count)]
     plane = centres + 0.2 * torch.randn(count, 2, generator=generator)
     noise = 0.1 * torch.randn(count, 2, generator=generator)
@@ -120,7 +128,7 @@ def _negative_log_likelihood(flow: nn.Module, x: Tensor, label: Tensor) -> Tenso
 def _train(flow: nn.Module, steps: int, generator: torch.Generator) -> list[float]:
     from tqdm.auto import tqdm
 
-    optimizer = torch.optim.Adam(flow.parameters(), lr=2e-3)
+    optimizer = torch.optim.Adam(flow.parameters(), lr=2e-3, foreach=True)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
     losses = []
     progress = tqdm(range(steps), desc="training", unit="step")

@@ -20,6 +20,7 @@ from freia_graph.framework.calls import (
 from freia_graph.framework.graph import build_graph, forward_order, reverse_order
 from freia_graph.framework.nodes import BaseNode
 from freia_graph.framework.plan import Plan, compile_plan
+from freia_graph.modules._linalg import log_abs_det
 from freia_graph.modules.base import InvertibleModule, Shape, normalize_shapes
 
 __all__ = ["GraphINN"]
@@ -250,7 +251,7 @@ class GraphINN(InvertibleModule):
             step[:, element] = h
             columns.append((outputs_at(flat + step) - outputs_at(flat - step)) / (2 * h))
         jacobian = torch.stack(columns, dim=2)
-        return torch.linalg.slogdet(jacobian)[1]
+        return log_abs_det(jacobian)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         from freia_graph.viz.display import mimebundle

@@ -11,22 +11,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._coupling_tools import check_number
 from .base import InvertibleModule, Shape
+from .permutations import single_input_shape
 
 __all__ = ["InvAutoAct", "InvAutoActTwoSided", "InvAutoActFixed", "InvAutoFC", "InvAutoConv2D"]
 
 
-def _require_one_input(block: str, dims_in: list[Shape], dims_c: list[Shape], rank: int | None = None) -> Shape:
-    """The single input's shape, or a ValueError if there are several, its rank is wrong or conditions exist.
+def _single_input_of_rank(block: InvertibleModule, rank: int | None = None) -> Shape:
+    """The single input's shape, or a ValueError for several inputs, conditions or the wrong rank.
 
     ``rank=None`` accepts any input with at least one dimension besides the batch.
     """
-    if len(dims_in) != 1 or not dims_in[0] or len(dims_in[0]) != (rank or len(dims_in[0])):
-        wanted = f"rank {rank}" if rank else "at least one dimension"
-        raise ValueError(f"{block} takes one input of {wanted} (without batch), got dims_in={dims_in}")
-    if dims_c:
-        raise ValueError(f"{block} is unconditional, but got dims_c={dims_c}")
-    return dims_in[0]
+    shape = single_input_shape(block)
+    if not shape or (rank is not None and len(shape) != rank):
+        wanted = f"an input of rank {rank}" if rank else "an input with at least one dimension"
+        raise ValueError(f"{type(block).__name__} takes {wanted} (without batch), but got {block.dims_in}")
+    return shape
 
 
 class _LeakyActivation(InvertibleModule):
@@ -36,16 +37,13 @@ class _LeakyActivation(InvertibleModule):
     sign of :math:`x`, so the same log-slope read off :math:`z` undoes the scaling.
     """
 
-    def __init__(self, block: str, dims_in: Iterable[Iterable[int]], dims_c: Iterable[Iterable[int]] | None):
+    def __init__(self, dims_in: Iterable[Iterable[int]], dims_c: Iterable[Iterable[int]] | None):
         super().__init__(dims_in, dims_c)
-        shape = _require_one_input(block, self.dims_in, self.dims_c)
+        shape = _single_input_of_rank(self)
         self._channel_shape = (shape[0],) + (1,) * (len(shape) - 1)
 
     def _register_log_slope(self, name: str, argument: str, slope: float, learnable: bool) -> None:
-        if not isinstance(slope, (int, float)) or isinstance(slope, bool):
-            raise TypeError(f"{argument} must be a number, got {slope!r}")
-        if not slope > 0 or not math.isfinite(slope):
-            raise ValueError(f"{argument} must be a finite slope > 0, got {slope!r}")
+        slope = check_number(slope, argument, type(self).__name__)
         if not isinstance(learnable, bool):
             raise TypeError(f"learnable must be a bool, got {learnable!r}")
         log_slope = torch.full(self._channel_shape, math.log(slope))
@@ -107,7 +105,7 @@ class InvAutoAct(_LeakyActivation):
         slope_init: float = 2.0,
         learnable: bool = True,
     ):
-        super().__init__("InvAutoAct", dims_in, dims_c)
+        super().__init__(dims_in, dims_c)
         self._register_log_slope("alpha", "slope_init", slope_init, learnable)
 
     def _log_slope(self, x: Tensor) -> Tensor:
@@ -183,7 +181,7 @@ class InvAutoActTwoSided(_LeakyActivation):
         init_neg: float = 0.5,
         learnable: bool = True,
     ):
-        super().__init__("InvAutoActTwoSided", dims_in, dims_c)
+        super().__init__(dims_in, dims_c)
         self._register_log_slope("alpha_pos", "init_pos", init_pos, learnable)
         self._register_log_slope("alpha_neg", "init_neg", init_neg, learnable)
 
@@ -232,9 +230,9 @@ class InvAutoFC(_TransposeReverse):
     :math:`W`. A non-square map (``dims_out != d``) has no determinant and reports NaN (use ``jac=False``).
 
     Differences from FrEIA: FrEIA returns a log-det of 0 and warns on every call; here it is exact (or NaN).
-    :math:`W` starts (semi-)orthogonal and :math:`b` at zero, so the layer starts as an exact, volume
-    preserving inverse pair (FrEIA: scaled Gaussian weights and a standard normal bias). No shapes are
-    printed.
+    :math:`W` starts (semi-)orthogonal and :math:`b` at zero (FrEIA: scaled Gaussian weights and a standard
+    normal bias), so a square layer starts as an exact, volume-preserving inverse pair, and a wider one
+    (``dims_out > d``, :math:`W^\top W = I`) still reconstructs exactly. No shapes are printed.
 
     Args:
         dims_in: one vector shape, e.g. ``[(8,)]``.
@@ -259,7 +257,7 @@ class InvAutoFC(_TransposeReverse):
         dims_out: int | None = None,
     ):
         super().__init__(dims_in, dims_c)
-        (width_in,) = _require_one_input("InvAutoFC", self.dims_in, self.dims_c, rank=1)
+        (width_in,) = _single_input_of_rank(self, rank=1)
         if dims_out is None:
             dims_out = width_in
         if not isinstance(dims_out, int) or isinstance(dims_out, bool):
@@ -332,7 +330,7 @@ class InvAutoConv2D(_TransposeReverse):
         padding: int = 1,
     ):
         super().__init__(dims_in, dims_c)
-        channels, height, width = _require_one_input("InvAutoConv2D", self.dims_in, self.dims_c, rank=3)
+        channels, height, width = _single_input_of_rank(self, rank=3)
         for name, value, least in (("kernel_size", kernel_size, 1), ("padding", padding, 0)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{name} must be an int, got {value!r}")

@@ -8,7 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._coupling_tools import check_condition_dims, check_number
+from ._linalg import log_abs_det
 from .base import InvertibleModule, Shape
+from .permutations import single_input_shape
 
 __all__ = ["IResNetLayer"]
 
@@ -94,7 +97,8 @@ class IResNetLayer(InvertibleModule):
     ``requires_grad`` on the caller's input; here it is differentiable and the input is untouched. FrEIA
     detaches the fixed-point iterate, so gradients through the inverse are those of :math:`I` instead of
     :math:`(I + J_g)^{-1}`. FrEIA accepts conditions and ignores them; here they feed :math:`g`.
-    ``exact_log_det`` is new.
+    ``exact_log_det`` is new. The layers live in ``layers`` and :meth:`residual` is a method (FrEIA also
+    keeps an ``nn.Sequential`` named ``residual``), so state_dict keys differ from FrEIA's.
 
     Args:
         dims_in: one vector ``[(D,)]`` or image ``[(C, H, W)]`` shape.
@@ -136,8 +140,8 @@ class IResNetLayer(InvertibleModule):
     ):
         super().__init__(dims_in, dims_c)
         shape = self._check_shapes()
-        if not 0 < spectral_norm_max <= 1:
-            raise ValueError(f"spectral_norm_max must be in (0, 1], got {spectral_norm_max!r}")
+        if check_number(spectral_norm_max, "spectral_norm_max", "IResNetLayer") > 1:
+            raise ValueError(f"IResNetLayer: spectral_norm_max must be in (0, 1], got {spectral_norm_max!r}")
         if not isinstance(exact_log_det, bool):
             raise TypeError(f"exact_log_det must be a bool, got {exact_log_det!r}")
         self.internal_size = _positive_int("internal_size", 2 * shape[0] if internal_size is None else internal_size)
@@ -153,16 +157,10 @@ class IResNetLayer(InvertibleModule):
         self.layers = self._make_layers(shape[0] + sum(c[0] for c in self.dims_c), shape[0])
 
     def _check_shapes(self) -> Shape:
-        if len(self.dims_in) != 1 or len(self.dims_in[0]) not in (1, 3):
-            raise ValueError(f"IResNetLayer takes one input of shape (D,) or (C, H, W), got dims_in={self.dims_in}")
-        shape = self.dims_in[0]
-        expected = "(C_c,)" if len(shape) == 1 else f"(C_c, {shape[1]}, {shape[2]})"
-        for index, condition in enumerate(self.dims_c):
-            if len(condition) != len(shape) or condition[1:] != shape[1:]:
-                raise ValueError(
-                    f"IResNetLayer condition {index} must have shape {expected} to match the input {shape}, "
-                    f"got {condition}"
-                )
+        shape = single_input_shape(self, allow_conditions=True)
+        if len(shape) not in (1, 3):
+            raise ValueError(f"IResNetLayer takes an input of shape (D,) or (C, H, W), got dims_in={self.dims_in}")
+        check_condition_dims(shape, self.dims_c, "IResNetLayer")
         return shape
 
     def _make_layers(self, features_in: int, features_out: int) -> nn.ModuleList:
@@ -218,7 +216,7 @@ class IResNetLayer(InvertibleModule):
         jacobian = torch.func.vmap(torch.func.jacrev(one_sample))(x, *c)
         size = x[0].numel()
         eye = torch.eye(size, dtype=x.dtype, device=x.device)
-        return torch.linalg.slogdet(eye + jacobian.reshape(-1, size, size)).logabsdet
+        return log_abs_det(eye + jacobian.reshape(-1, size, size))
 
     def _estimated_log_det(self, x: Tensor, residual: Callable[[Tensor], Tensor]) -> Tensor:
         _, vjp = torch.func.vjp(residual, x)
@@ -234,17 +232,17 @@ class IResNetLayer(InvertibleModule):
     def forward(
         self, x_or_z: Sequence[Tensor], c: Sequence[Tensor] | None = None, rev: bool = False, jac: bool = True
     ) -> tuple[tuple[Tensor], Tensor | None]:
-        (x_or_z,) = x_or_z
+        (given,) = x_or_z
         c = tuple(c or ())
         weights = self._contractive_weights()
 
         def residual(x: Tensor) -> Tensor:
             return self._residual(x, c, weights)
 
-        out = self._fixed_point_inverse(x_or_z, residual) if rev else x_or_z + residual(x_or_z)
+        out = self._fixed_point_inverse(given, residual) if rev else given + residual(given)
         if not jac:
             return (out,), None
-        x = out if rev else x_or_z
+        x = out if rev else given
         log_det = self._exact_log_det(x, c, weights) if self.exact_log_det else self._estimated_log_det(x, residual)
         return (out,), -log_det if rev else log_det
 

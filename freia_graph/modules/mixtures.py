@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .base import InvertibleModule, Shape
+from .permutations import single_input_shape
 
 __all__ = ["GaussianMixtureModel"]
 
@@ -43,7 +44,9 @@ class GaussianMixtureModel(InvertibleModule):
     * absent (three conditions): every component if ``dims_in`` is ``[(K, D)]``, otherwise the most
       probable component, :math:`\arg\max_k w_k`.
 
-    The triangle's index map is a buffer, so it follows ``.to(device)``.
+    The triangle's index map is a buffer, so it follows ``.to(device)``. ``torch.compile(fullgraph=True)``
+    traces every mode except the seeded draw, which creates a ``torch.Generator``; draw the indices with
+    :meth:`pick_mixture_component` outside the compiled region and pass them instead.
 
     Differences from FrEIA: FrEIA keeps its triangular masks as plain attributes, which stay on the CPU when
     the module moves to a GPU; it fills the factors by boolean-mask assignment and handles chosen
@@ -86,8 +89,8 @@ class GaussianMixtureModel(InvertibleModule):
         self.register_buffer("triangle_source", self._triangle_source(self.x_dims), persistent=False)
 
     def _check_shapes(self) -> tuple[int, int]:
-        if len(self.dims_in) != 1 or len(self.dims_in[0]) not in (1, 2):
-            raise ValueError(f"GaussianMixtureModel takes one input of shape (D,) or (K, D), got {self.dims_in}")
+        if len(single_input_shape(self, allow_conditions=True)) not in (1, 2):
+            raise ValueError(f"GaussianMixtureModel takes an input of shape (D,) or (K, D), got {self.dims_in}")
         n_components, x_dims = self.dims_c[0][0], self.dims_in[0][-1]
         expected = [(n_components,), (n_components, x_dims), (n_components, x_dims * (x_dims + 1) // 2)]
         if self.dims_c[:3] != expected or self.dims_in[0] not in ((x_dims,), (n_components, x_dims)):
@@ -173,10 +176,18 @@ class GaussianMixtureModel(InvertibleModule):
             )
 
     def forward(
-        self, x_or_z: Sequence[Tensor], c: Sequence[Tensor | int | None] | None = None, rev: bool = False,
+        self,
+        x_or_z: Sequence[Tensor],
+        c: Sequence[Tensor | int | None] | None = None,
+        rev: bool = False,
         jac: bool = True,
     ) -> tuple[tuple[Tensor], Tensor | None]:
         (x,) = x_or_z
+        if c is None or len(c) not in (3, 4):
+            raise ValueError(
+                "GaussianMixtureModel needs the conditions c=[w, mu, U_entries] or [w, mu, U_entries, choice], "
+                f"got {'None' if c is None else f'{len(c)} conditions'}"
+            )
         w, mu, U_entries, *choice = c
         if choice:
             index = self._component_index(w, choice[0])

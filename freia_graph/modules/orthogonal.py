@@ -8,16 +8,19 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
+from ._coupling_tools import check_number
 from .base import InvertibleModule, Shape
+from .permutations import single_input_shape
 
 __all__ = ["OrthogonalTransform", "HouseholderPerm"]
 
 
-def _require_one_vector_input(block: str, dims_in: list[Shape]) -> int:
-    """The width of the single vector input, or a ValueError naming the block."""
-    if len(dims_in) != 1 or len(dims_in[0]) != 1:
-        raise ValueError(f"{block} takes one vector input such as [(8,)], got dims_in={dims_in}")
-    return dims_in[0][0]
+def _vector_width(block: InvertibleModule, allow_conditions: bool) -> int:
+    """The width of the block's single vector input, or a ValueError naming the block."""
+    shape = single_input_shape(block, allow_conditions)
+    if len(shape) != 1:
+        raise ValueError(f"{type(block).__name__} takes vectors, dims_in [(D,)], but got {block.dims_in}")
+    return shape[0]
 
 
 class OrthogonalTransform(InvertibleModule):
@@ -30,16 +33,18 @@ class OrthogonalTransform(InvertibleModule):
 
     with row vectors :math:`x`, bias :math:`b`, scaling parameters :math:`s` and :math:`\alpha` = ``clamp``,
     which bounds each log-scale to :math:`(-\alpha, \alpha)`. The matrix is parametrised exactly orthogonal,
-    :math:`R = \exp(A - A^\top)` with a learned :math:`A`, drawn at random (entries of variance
-    :math:`1/d`) so that :math:`R` starts as a random rotation. :math:`|\det R| = 1` at every step and in
-    every dtype, so the log-det above is exact.
+    :math:`R = \exp(A - A^\top)` with a learned :math:`A` (Lezcano-Casado & Martinez-Rubio 2019, "Cheap
+    orthogonal constraints in neural networks"), drawn at random (entries of variance :math:`1/d`) so that
+    :math:`R` starts as a random rotation. :math:`|\det R| = 1` at every step and in every dtype, so the
+    log-det above is exact. The block itself comes from FrEIA.
 
     Differences from FrEIA: FrEIA learns :math:`R` as a free matrix and re-orthogonalises it in place by
     Gram-Schmidt from a backward hook every ~``correction_interval`` steps, so between corrections the
     returned log-det ignores :math:`\log|\det R| \neq 0`. Here :math:`R` is orthogonal by construction, which
     leaves ``correction_interval`` without effect (it is accepted and validated so FrEIA programs run), keeps
     state out of ``forward`` and makes the block traceable. The clamp uses :math:`2/\pi` instead of FrEIA's
-    rounded ``0.636``. The learned matrix is read through :attr:`weights`; it is not a parameter itself.
+    rounded ``0.636``. The learned matrix is read through :attr:`weights`; it is not a parameter itself, and
+    it is always a rotation (:math:`\det R = +1`), where FrEIA's random start may be a reflection.
     The bias and scaling start at zero (FrEIA: small random values).
 
     Args:
@@ -67,17 +72,13 @@ class OrthogonalTransform(InvertibleModule):
         clamp: float = 5.0,
     ):
         super().__init__(dims_in, dims_c)
-        width = _require_one_vector_input("OrthogonalTransform", self.dims_in)
-        if self.dims_c:
-            raise ValueError(f"OrthogonalTransform is unconditional, but got dims_c={self.dims_c}")
+        width = _vector_width(self, allow_conditions=False)
         if not isinstance(correction_interval, int) or isinstance(correction_interval, bool):
             raise TypeError(f"correction_interval must be an int, got {correction_interval!r}")
         if correction_interval < 1:
             raise ValueError(f"correction_interval must be >= 1, got {correction_interval}")
-        if not clamp > 0:
-            raise ValueError(f"clamp must be > 0, got {clamp!r}")
         self.correction_interval = correction_interval
-        self.clamp = float(clamp)
+        self.clamp = check_number(clamp, "clamp", "OrthogonalTransform")
         self.skew = nn.Parameter(torch.randn(width, width) / math.sqrt(width))
         self.bias = nn.Parameter(torch.zeros(width))
         self.scaling = nn.Parameter(torch.zeros(width))
@@ -169,7 +170,7 @@ class HouseholderPerm(InvertibleModule):
         fixed: bool = False,
     ):
         super().__init__(dims_in, dims_c)
-        self.width = _require_one_vector_input("HouseholderPerm", self.dims_in)
+        self.width = _vector_width(self, allow_conditions=True)
         if not isinstance(n_reflections, int) or isinstance(n_reflections, bool):
             raise TypeError(f"n_reflections must be an int, got {n_reflections!r}")
         if n_reflections < 1:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -93,13 +93,110 @@ def _compare_outputs(
         assert_close(property, label, a, e, tolerance, subject)
 
 
+def _round_trip(model: nn.Module, xs: list[Tensor], cs: list[Tensor], zs: list[Tensor], tolerance: Tolerance) -> None:
+    subject = describe_subject(model)
+    with torch.no_grad():
+        outputs, _ = call(model, xs, cs)
+        back, _ = call(model, outputs, cs, rev=True)
+        _compare_outputs("round_trip", "x -> z -> x", back, xs, tolerance, subject)
+        if zs:
+            inverse, _ = call(model, zs, cs, rev=True)
+            again, _ = call(model, inverse, cs)
+            _compare_outputs("round_trip", "z -> x -> z", again, zs, tolerance, subject)
+
+
+def _log_dets(model: nn.Module, xs: list[Tensor], cs: list[Tensor], zs: list[Tensor], tolerance: Tolerance) -> None:
+    subject, batch = describe_subject(model), xs[0].shape[0]
+    with torch.no_grad():
+        outputs, log_det = call(model, xs, cs)
+        _, log_det_rev = call(model, outputs, cs, rev=True)
+    log_det = per_sample_log_det(log_det, batch, xs[0], subject)
+    log_det_rev = per_sample_log_det(log_det_rev, batch, xs[0], subject, rev=True)
+    for rev, inputs in ((False, xs), (True, list(outputs))):
+        direction = "reverse" if rev else "forward"
+        try:
+            expected = exact_log_det(model, inputs, cs, rev=rev)
+        except ValueError as error:
+            raise ContractViolation("log_det", f"{direction}: {error}", subject) from error
+        assert_close(
+            "log_det",
+            f"{direction} log-det vs log|det J| of the exact Jacobian",
+            log_det_rev if rev else log_det,
+            expected,
+            tolerance,
+            subject,
+        )
+    assert_close(
+        "log_det_symmetry",
+        "reverse log-det at f(x) vs -(forward log-det at x)",
+        log_det_rev,
+        -log_det,
+        tolerance,
+        subject,
+    )
+
+
+Check = Callable[[nn.Module, list[Tensor], list[Tensor], list[Tensor], Tolerance], None]
+
+
+def _node_points(model: nn.Module, xs: list[Tensor], cs: list[Tensor], zs: list[Tensor]) -> list[dict]:
+    """Every port's value when the graph runs forward from ``xs`` (and in reverse from ``zs``)."""
+    points = []
+    with torch.no_grad():
+        for rev, inputs in ((False, xs), (True, zs)):
+            if inputs:
+                values, _ = model(inputs, c=cs or None, rev=rev, intermediate_outputs=True)
+                points.append(values)
+    return points
+
+
+def _blame_node(
+    model: nn.Module, xs: list[Tensor], cs: list[Tensor], zs: list[Tensor], tolerance: Tolerance, check: Check
+) -> ContractViolation | None:
+    """For a GraphINN, the violation of the first node whose module alone fails ``check`` where it runs."""
+    if not hasattr(model, "node_list"):
+        return None
+    try:
+        points = _node_points(model, xs, cs, zs)
+    except Exception:  # the graph-level violation is reported anyway
+        return None
+    for node in model.node_list:
+        if node.kind != "invertible":
+            continue
+        for values in points:
+            node_x = [values[port] for port in node.inputs]
+            node_c = [values[port] for port in node.conditions]
+            try:
+                check(node.module, node_x, node_c, [], tolerance)
+            except ContractViolation as violation:
+                return ContractViolation(
+                    violation.property, violation.detail, f"node '{node.name}' {violation.subject}"
+                )
+    return None
+
+
+def _run_check(check: Check, model: nn.Module, x: Inputs, c: Inputs, z: Inputs, tolerance: Tolerance) -> None:
+    """Run ``check`` on the model; when a graph fails, name the node that fails on its own, if any."""
+    xs, cs, zs = as_tensor_list(x), as_tensor_list(c, "c"), as_tensor_list(z, "z")
+    try:
+        check(model, xs, cs, zs, tolerance)
+    except ContractViolation as violation:
+        culprit = _blame_node(model, xs, cs, zs, tolerance, check)
+        if culprit is None:
+            raise
+        detail = f"{violation.detail}\n  caused by [{culprit.property}] {culprit.subject}: {culprit.detail}"
+        raise ContractViolation(violation.property, detail, violation.subject) from violation
+
+
 def check_invertible(
     model: nn.Module, x: Inputs, c: Inputs = None, *, z: Inputs = None, atol: float = 1e-6, rtol: float = 1e-6
 ) -> None:
     """Check that ``model`` inverts: ``f⁻¹(f(x)) == x`` and, when ``z`` is given, ``f(f⁻¹(z)) == z``.
 
     Works for blocks (list-of-tensors contract), GraphINNs and SequenceINNs (single tensors or lists).
-    Use float64 and perturbed parameters (:func:`perturb_parameters`) for a meaningful check.
+    Use float64 and perturbed parameters (:func:`perturb_parameters`) for a meaningful check. When a
+    GraphINN fails, its nodes are checked one by one on the values they see, and the message names the
+    first node that fails on its own ("caused by ...").
 
     Args:
         model: the block or graph.
@@ -116,21 +213,7 @@ def check_invertible(
         >>> from freia_graph.modules import PermuteRandom
         >>> check_invertible(PermuteRandom([(4,)], seed=0), torch.randn(3, 4, dtype=torch.float64))
     """
-    xs, cs, subject, tolerance = (
-        as_tensor_list(x),
-        as_tensor_list(c, "c"),
-        describe_subject(model),
-        Tolerance(atol, rtol),
-    )
-    with torch.no_grad():
-        outputs, _ = call(model, xs, cs)
-        back, _ = call(model, outputs, cs, rev=True)
-        _compare_outputs("round_trip", "x -> z -> x", back, xs, tolerance, subject)
-        if z is not None:
-            zs = as_tensor_list(z, "z")
-            inverse, _ = call(model, zs, cs, rev=True)
-            again, _ = call(model, inverse, cs)
-            _compare_outputs("round_trip", "z -> x -> z", again, zs, tolerance, subject)
+    _run_check(_round_trip, model, x, c, z, Tolerance(atol, rtol))
 
 
 def check_log_det(model: nn.Module, x: Inputs, c: Inputs = None, *, atol: float = 1e-6, rtol: float = 1e-6) -> None:
@@ -139,7 +222,8 @@ def check_log_det(model: nn.Module, x: Inputs, c: Inputs = None, *, atol: float 
     Three properties: the forward log-det at ``x`` equals ``log|det J_f(x)|`` ("log_det"); the reverse
     log-det at ``z = f(x)`` equals ``log|det J_{f⁻¹}(z)|`` ("log_det"); and the reverse log-det is the
     negative of the forward one ("log_det_symmetry"). The Jacobian comes from automatic differentiation,
-    so run this in float64 on perturbed parameters (:func:`perturb_parameters`).
+    so run this in float64 on perturbed parameters (:func:`perturb_parameters`). When a GraphINN fails,
+    the message names the first node that fails on its own ("caused by ...").
 
     Args:
         model: a block, GraphINN or SequenceINN.
@@ -156,33 +240,7 @@ def check_log_det(model: nn.Module, x: Inputs, c: Inputs = None, *, atol: float 
         >>> from freia_graph.modules import PermuteRandom
         >>> check_log_det(PermuteRandom([(4,)], seed=0), torch.randn(3, 4, dtype=torch.float64))
     """
-    xs, cs, subject, tolerance = (
-        as_tensor_list(x),
-        as_tensor_list(c, "c"),
-        describe_subject(model),
-        Tolerance(atol, rtol),
-    )
-    batch = xs[0].shape[0]
-    with torch.no_grad():
-        zs, log_det = call(model, xs, cs)
-        _, log_det_rev = call(model, zs, cs, rev=True)
-    log_det = per_sample_log_det(log_det, batch, xs[0], subject)
-    log_det_rev = per_sample_log_det(log_det_rev, batch, xs[0], subject, rev=True)
-    for rev, inputs, reported in ((False, xs, log_det), (True, list(zs), log_det_rev)):
-        direction = "reverse" if rev else "forward"
-        try:
-            expected = exact_log_det(model, inputs, cs, rev=rev)
-        except ValueError as error:
-            raise ContractViolation("log_det", f"{direction}: {error}", subject) from error
-        assert_close(
-            "log_det",
-            f"{direction} log-det vs log|det J| of the exact Jacobian",
-            reported,
-            expected,
-            tolerance,
-            subject,
-        )
-    assert_close("log_det_symmetry", "reverse log-det vs -(forward log-det)", log_det_rev, -log_det, tolerance, subject)
+    _run_check(_log_dets, model, x, c, None, Tolerance(atol, rtol))
 
 
 def check_compiles(model: nn.Module, x: Inputs, c: Inputs = None, *, atol: float = 1e-6, rtol: float = 1e-6) -> None:

@@ -438,11 +438,20 @@ def graph_inputs(
     batch_size: st.SearchStrategy[int] | int = _BATCH_SIZES,
     dtype: torch.dtype = torch.float64,
     scale: float = 1.0,
+    rev: bool = False,
 ) -> tuple[list[Tensor], list[Tensor]]:
     """Standard normal inputs and conditions (times ``scale``) that fit a graph's or block's dims.
 
+    Args:
+        model: a GraphINN or block (anything with ``dims_in``, ``dims_c`` and ``output_dims``).
+        batch_size: a strategy for the batch size, or a fixed one.
+        dtype: the tensors' dtype.
+        scale: the tensors' standard deviation.
+        rev: draw latents (shaped like the outputs) instead of inputs.
+
     Returns:
-        ``(x, c)``: lists of tensors of shapes ``(batch, *d)`` for ``d`` in ``dims_in`` and ``dims_c``.
+        ``(x, c)``: lists of tensors of shapes ``(batch, *d)`` for ``d`` in ``dims_in`` (or the output
+        shapes, with ``rev``) and ``dims_c``.
 
     Example:
         >>> from hypothesis import find
@@ -452,5 +461,6 @@ def graph_inputs(
     """
     batch = draw(batch_size) if isinstance(batch_size, st.SearchStrategy) else batch_size
     generator = torch.Generator().manual_seed(draw(st.integers(0, 2**32 - 1)))
-    x = random_like_dims(model.dims_in, batch, generator, dtype, scale)
+    dims = model.output_dims(model.dims_in) if rev else model.dims_in
+    x = random_like_dims(dims, batch, generator, dtype, scale)
     return x, random_like_dims(model.dims_c, batch, generator, dtype, scale)

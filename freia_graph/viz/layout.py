@@ -196,7 +196,8 @@ def _make_box(key: str, data: dict, badges: list[Badge], options: LayoutOptions)
         width += height * 0.4  # room for the rounded ends
     for badge in badges:
         badge.width = text_width(badge.text, BADGE_SIZE, True) + 8
-    width = max(width, 56.0, sum(b.width + 3 for b in badges) * 2 + 12)
+    # badges sit left of the centre, where the data input arrives
+    width = max(width, 56.0, 2 * (8 + sum(b.width + 3 for b in badges) + 12))
     return Box(key, data["kind"], lines, _tooltip(data), width, height, badges=badges,
                stacked=bool(data.get("members")), highlighted=data["name"] in options.highlight)
 
@@ -207,8 +208,12 @@ def _badges(view: nx.MultiDiGraph, consumers: dict[str, list[str]], fan_out: dic
     for source, count in fan_out.items():
         badges[source].append(Badge(f"→{count}", colors[source]))
     for consumer, sources in consumers.items():
-        badges[consumer] += [Badge(view.nodes[source]["name"], colors[source]) for source in sources]
+        badges[consumer] += [Badge(_shortened(view.nodes[source]["name"]), colors[source]) for source in sources]
     return badges
+
+
+def _shortened(name: str, limit: int = 14) -> str:
+    return name if len(name) <= limit else name[:limit - 1] + "…"
 
 
 # --------------------------------------------------------------------------------------------- layers

@@ -235,3 +235,20 @@ def test_training_step_reaches_every_parameter():
     (z.square().sum(1) / 2 - log_det).mean().backward()
     for name, parameter in inn.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_collect_nodes_finds_the_whole_graph_from_any_node(name):
+    nodes = GRAPHS[name]()
+    for start in (nodes[0], nodes[len(nodes) // 2], nodes[-1]):
+        assert Ff.collect_nodes(start) == sorted(nodes, key=lambda node: node.serial)
+    inn = Ff.GraphINN(Ff.collect_nodes(nodes[-1]))
+    assert len(inn.node_list) == len(nodes)
+    with pytest.raises(TypeError, match="collect_nodes"):
+        Ff.collect_nodes("x")
+
+
+def test_verbose_prints_both_orders(capsys):
+    Ff.GraphINN(chain(), verbose=True)
+    printed = capsys.readouterr().out
+    assert "forward order: x -> a -> p -> b -> z" in printed and "reverse order: z -> b -> p -> a -> x" in printed

@@ -74,8 +74,12 @@ def test_non_square_maps_have_no_log_det(block_class, shape, kwargs):
     ("block", "x", "expected_z", "expected_log_det"),
     [
         (InvAutoAct([(3,)]), [[1.0, -1.0, 0.0]], [[2.0, -0.5, 0.0]], math.log(2.0)),
-        (InvAutoActTwoSided([(3,)], init_pos=3.0, init_neg=0.25), [[1.0, -1.0, 0.0]], [[3.0, -0.25, 0.0]],
-         2 * math.log(3.0) + math.log(0.25)),
+        (
+            InvAutoActTwoSided([(3,)], init_pos=3.0, init_neg=0.25),
+            [[1.0, -1.0, 0.0]],
+            [[3.0, -0.25, 0.0]],
+            2 * math.log(3.0) + math.log(0.25),
+        ),
     ],
 )
 def test_activation_slopes_use_freia_defaults_and_treat_zero_as_positive(block, x, expected_z, expected_log_det):
@@ -107,7 +111,7 @@ def test_inv_auto_act_fixed_warns_and_does_not_learn():
         (InvAutoAct, {"dims_in": [(4,)], "slope_init": math.inf}, ValueError, "slope_init"),
         (InvAutoAct, {"dims_in": [(4,)], "slope_init": True}, TypeError, "slope_init"),
         (InvAutoAct, {"dims_in": [(4,)], "learnable": 1}, TypeError, "learnable"),
-        (InvAutoAct, {"dims_in": [(4,)], "dims_c": [(2,)]}, ValueError, "unconditional"),
+        (InvAutoAct, {"dims_in": [(4,)], "dims_c": [(2,)]}, ValueError, "takes no conditions"),
         (InvAutoAct, {"dims_in": [()]}, ValueError, "at least one dimension"),
         (InvAutoActTwoSided, {"dims_in": [(4,)], "init_neg": -1.0}, ValueError, "init_neg"),
         (InvAutoActTwoSided, {"dims_in": [(4,), (4,)]}, ValueError, "one input"),

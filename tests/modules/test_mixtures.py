@@ -27,9 +27,7 @@ def _reference_factor(entries: torch.Tensor) -> torch.Tensor:
 
 def _reference_latent(x, conditions, index):
     _, mu, U_entries = conditions
-    return torch.stack(
-        [_reference_factor(U_entries[b, index[b]]) @ (x[b] - mu[b, index[b]]) for b in range(BATCH)]
-    )
+    return torch.stack([_reference_factor(U_entries[b, index[b]]) @ (x[b] - mu[b, index[b]]) for b in range(BATCH)])
 
 
 def test_index_map_is_a_buffer_that_follows_the_module():
@@ -109,7 +107,7 @@ def test_picked_components_stay_in_range_when_the_weights_sum_below_one():
         ([(D,)], [(K,), (K + 1, D), DIMS_C[2]], "expects the conditions"),
         ([(K + 1, D)], DIMS_C, "expects the conditions"),
         ([(2, K, D)], DIMS_C, r"shape \(D,\) or \(K, D\)"),
-        ([(D,), (D,)], DIMS_C, r"shape \(D,\) or \(K, D\)"),
+        ([(D,), (D,)], DIMS_C, "exactly one input"),
         ([(D,)], DIMS_C + [(2,)], "one entry per sample"),
     ],
 )
@@ -130,3 +128,9 @@ def test_bad_calls_raise(dims_in, choice, x_shape, error, match):
     block = GaussianMixtureModel(dims_in, DIMS_C)
     with pytest.raises(error, match=match):
         block([torch.randn(x_shape, dtype=torch.float64)], c=[*_conditions(), choice])
+
+
+@pytest.mark.parametrize(("c", "match"), [(None, "got None"), (_conditions()[:2], "got 2 conditions")])
+def test_missing_conditions_raise(c, match):
+    with pytest.raises(ValueError, match=match):
+        GaussianMixtureModel([(D,)], DIMS_C)([torch.randn(BATCH, D, dtype=torch.float64)], c=c)

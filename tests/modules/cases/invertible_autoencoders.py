@@ -25,7 +25,10 @@ CASES: list[BlockCase] = [
     BlockCase(InvAutoFC, [(6,)], check_kwargs=_TRANSPOSE_IS_NOT_INVERSE),
     BlockCase(InvAutoConv2D, [(2, 4, 4)], check_kwargs=_TRANSPOSE_IS_NOT_INVERSE),
     BlockCase(
-        InvAutoConv2D, [(2, 5, 5)], kwargs={"kernel_size": 5, "padding": 2}, name="kernel5",
+        InvAutoConv2D,
+        [(2, 5, 5)],
+        kwargs={"kernel_size": 5, "padding": 2},
+        name="kernel5",
         check_kwargs=_TRANSPOSE_IS_NOT_INVERSE,
     ),
 ]

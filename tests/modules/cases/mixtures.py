@@ -17,7 +17,10 @@ CASES: list[BlockCase] = [
     BlockCase(GaussianMixtureModel, [(3,)], _conditions(4, 3), name="argmax"),
     BlockCase(GaussianMixtureModel, [(2,)], _conditions(5, 2), name="argmax"),
     BlockCase(
-        GaussianMixtureModel, [(4, 3)], _conditions(4, 3), name="all_components",
+        GaussianMixtureModel,
+        [(4, 3)],
+        _conditions(4, 3),
+        name="all_components",
         check_kwargs={"skip": {"conditions_used": "with every component mapped, the weights w are not used"}},
     ),
 ]
