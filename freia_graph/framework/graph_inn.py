@@ -264,6 +264,9 @@ class GraphINN(InvertibleModule):
 
         return summary(self)
 
+    def __str__(self) -> str:
+        return self.summary()
+
 
 class _CheckedFeedForward:
     """Calls a FeedForwardNode's module and checks the number and shapes of its outputs."""

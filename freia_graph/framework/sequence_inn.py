@@ -225,3 +225,6 @@ class SequenceINN(InvertibleModule):
         from freia_graph.viz.display import summary
 
         return summary(self)
+
+    def __str__(self) -> str:
+        return self.summary()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .checks import check_compiles, check_invertible, check_log_det, perturb_parameters
+from .checks import check_compiles, check_invertible, check_log_det, perturb_parameters, prepare_model
 from .contract import PROPERTIES, ContractReport, PreparedModule, check_module_contract, prepare_module
+from .describe import describe
 from .jacobian import exact_jacobian, exact_log_det
 from .violations import ContractViolation
 
@@ -24,9 +25,11 @@ __all__ = [
     "check_invertible",
     "check_log_det",
     "check_module_contract",
+    "describe",
     "exact_jacobian",
     "exact_log_det",
     "perturb_parameters",
+    "prepare_model",
     "prepare_module",
 ]
 

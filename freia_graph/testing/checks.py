@@ -167,7 +167,7 @@ def _blame_node(
             node_x = [values[port] for port in node.inputs]
             node_c = [values[port] for port in node.conditions]
             try:
-                check(node.module, node_x, node_c, [], tolerance)
+                _run_check(check, node.module, node_x, node_c, None, tolerance)
             except ContractViolation as violation:
                 return ContractViolation(
                     violation.property, violation.detail, f"node '{node.name}' {violation.subject}"

@@ -14,6 +14,7 @@ from freia_graph.modules.base import Shape, normalize_shapes
 
 from .calling import call, per_sample_log_det, random_like_dims, run_model
 from .checks import prepare_model
+from .describe import short_repr
 from .jacobian import exact_log_det
 from .violations import ContractViolation, Tolerance, assert_close
 
@@ -63,13 +64,9 @@ class ContractReport:
         return "\n".join(lines)
 
 
-def _argument_repr(value: object) -> str:
-    return getattr(value, "__name__", None) or repr(value)
-
-
 def _subject_name(module_class: type, dims_in: list[Shape], dims_c: list[Shape], kwargs: Mapping[str, Any]) -> str:
     parts = [f"dims_in={dims_in}"] + ([f"dims_c={dims_c}"] if dims_c else [])
-    parts += [f"{key}={_argument_repr(value)}" for key, value in kwargs.items()]
+    parts += [f"{key}={short_repr(value)}" for key, value in kwargs.items()]
     return f"{module_class.__name__}({', '.join(parts)})"
 
 

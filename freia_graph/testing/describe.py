@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-__all__ = ["describe"]
+__all__ = ["describe", "describe_node", "short_repr"]
 
 
 def _port(port: tuple[Any, int]) -> str:
@@ -15,14 +15,21 @@ def _port(port: tuple[Any, int]) -> str:
     return node.name if len(node.output_dims) == 1 else f"{node.name}.out{index}"
 
 
-def _value(value: Any) -> str:
+def short_repr(value: Any, limit: int = 40) -> str:
+    """A constructor argument as short text: classes and functions by name, long reprs cut.
+
+    Example:
+        >>> short_repr(len), short_repr([1, 2]), short_repr(list(range(30)), limit=12)
+        ('len', '[1, 2]', '[0, 1, 2,...')
+    """
     if isinstance(value, type) or (callable(value) and hasattr(value, "__name__")):
         return value.__name__
-    return repr(value)
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _arguments(module_args: Mapping[str, Any] | None) -> list[str]:
-    return [f"{key}={_value(value)}" for key, value in (module_args or {}).items()]
+    return [f"{key}={short_repr(value)}" for key, value in (module_args or {}).items()]
 
 
 def _type_name(node: Any) -> str:

@@ -45,6 +45,8 @@ __all__ = [
 
 Port = tuple[BaseNode, int]
 MOVES = ("block", "split", "concat", "reshape", "downsample", "feed_forward", "nested")
+# How often each move is drawn when it fits, relative to the others: mostly blocks, the interesting part.
+_MOVE_WEIGHTS = {"block": 6, "split": 2, "concat": 2, "reshape": 1, "downsample": 1, "feed_forward": 1, "nested": 1}
 
 
 def vector_subnet(c_in: int, c_out: int) -> nn.Module:
@@ -95,6 +97,8 @@ class BlockSpec:
         conditional: whether it may be given conditions.
         requires_conditions: whether it must be given at least one.
         accepts_condition: which condition shapes fit an input shape.
+        condition_dims: the exact condition shapes, in order, that the block must be given (for blocks
+            built for fixed conditions); overrides the three options above.
 
     Example:
         >>> spec = BlockSpec(Fm.GLOWCouplingBlock, accepts=is_splittable, arguments=subnet_for, conditional=True)
@@ -108,6 +112,7 @@ class BlockSpec:
     conditional: bool = False
     requires_conditions: bool = False
     accepts_condition: Callable[[Shape, Shape], bool] = same_layout
+    condition_dims: tuple[Shape, ...] | None = None
 
     def arguments_for(self, shape: Shape) -> dict[str, Any]:
         """The constructor arguments for an input of this shape."""
@@ -146,6 +151,7 @@ class _Options:
     moves: frozenset[str]
     max_depth: int
     require: BlockSpec | None
+    images: bool
 
 
 def _shape(port: Port) -> Shape:
@@ -188,7 +194,9 @@ class _Builder:
             self.declare(Ff.ConditionNode(*shape, name=self.name("c")))
         if self.options.require is not None and self.depth == 0:
             self._place(self.options.require, self.open[0])
-        for _ in range(self.draw(st.integers(0, max(self.budget, 0)))):
+        # At least one node: hypothesis draws the bounds often, and an empty graph tests little.
+        least = 0 if any(node.module is not None for node in self.nodes) else min(1, self.budget)
+        for _ in range(self.draw(st.integers(least, max(self.budget, 0)))):
             if self.budget <= 0 or not self.step():
                 break
         for port in list(self.open):
@@ -197,7 +205,7 @@ class _Builder:
 
     def step(self) -> bool:
         candidates = {move: getattr(self, f"_{move}_candidates")() for move in MOVES if move in self.options.moves}
-        available = [move for move, found in candidates.items() if found]
+        available = [move for move, found in candidates.items() if found for _ in range(_MOVE_WEIGHTS[move])]
         if not available:
             return False
         move = self.draw(st.sampled_from(available))
@@ -210,15 +218,34 @@ class _Builder:
             return []
         return [port for port in self.condition_ports if spec.accepts_condition(shape, _shape(port))]
 
+    def _ports_of_shape(self, shape: Shape) -> list[Port]:
+        return [port for port in self.condition_ports if _shape(port) == tuple(shape)]
+
+    def _can_place(self, spec: BlockSpec, shape: Shape) -> bool:
+        if not spec.accepts(shape):
+            return False
+        if spec.condition_dims is not None:
+            return all(self._ports_of_shape(dims) for dims in spec.condition_dims)
+        return not spec.requires_conditions or bool(self._fitting_conditions(spec, shape))
+
+    def _draw_conditions(self, spec: BlockSpec, shape: Shape) -> list[Port]:
+        if spec.condition_dims is not None:
+            return [self.choose(self._ports_of_shape(dims)) for dims in spec.condition_dims]
+        fitting = self._fitting_conditions(spec, shape)
+        if not fitting:
+            return []
+        indices = st.lists(
+            st.integers(0, len(fitting) - 1),
+            min_size=int(spec.requires_conditions),
+            max_size=min(2, len(fitting)),
+            unique=True,
+        )
+        return [fitting[i] for i in self.draw(indices)]
+
     def _block_candidates(self) -> list[tuple[Port, list[BlockSpec]]]:
         found = []
         for port in self.open:
-            shape = _shape(port)
-            specs = [
-                s
-                for s in self.options.blocks
-                if s.accepts(shape) and (not s.requires_conditions or self._fitting_conditions(s, shape))
-            ]
+            specs = [spec for spec in self.options.blocks if self._can_place(spec, _shape(port))]
             if specs:
                 found.append((port, specs))
         return found
@@ -229,25 +256,14 @@ class _Builder:
 
     def _place(self, spec: BlockSpec, port: Port) -> None:
         shape = _shape(port)
-        if not spec.accepts(shape):
-            raise ValueError(f"{spec} does not accept the shape {shape} of the port it must be placed on")
-        fitting = self._fitting_conditions(spec, shape)
-        chosen = []
-        if fitting:
-            indices = st.lists(
-                st.integers(0, len(fitting) - 1),
-                min_size=int(spec.requires_conditions),
-                max_size=min(2, len(fitting)),
-                unique=True,
+        if not self._can_place(spec, shape):
+            raise ValueError(
+                f"{spec} cannot be placed on a port of shape {shape} with conditions "
+                f"{[_shape(p) for p in self.condition_ports]}"
             )
-            chosen = [fitting[i] for i in self.draw(indices)]
-        node = Ff.Node(
-            port,
-            spec.module,
-            spec.arguments_for(shape),
-            conditions=chosen or None,
-            name=self.name(spec.module.__name__),
-        )
+        conditions = self._draw_conditions(spec, shape)
+        name = self.name(spec.module.__name__)
+        node = Ff.Node(port, spec.module, spec.arguments_for(shape), conditions=conditions or None, name=name)
         self.declare(node, [port])
 
     # -- structure ---------------------------------------------------------------------------------------
@@ -274,11 +290,10 @@ class _Builder:
         self.declare(Ff.Node(list(pair), Fm.Concat, {}, name=self.name("Concat")), pair)
 
     def _reshape_candidates(self) -> list[Port]:
-        return [
-            port
-            for port in self.open
-            if is_image(_shape(port)) or (len(_shape(port)) == 1 and _shape(port)[0] % 4 == 0)
-        ]
+        def fits(shape: Shape) -> bool:
+            return is_image(shape) or (self.options.images and len(shape) == 1 and shape[0] % 4 == 0)
+
+        return [port for port in self.open if fits(_shape(port))]
 
     def _reshape(self, ports: list[Port]) -> None:
         port = self.choose(ports)
@@ -362,6 +377,7 @@ def graphs(
     conditions: tuple[int, int] = (0, 2),
     input_shapes: st.SearchStrategy[Shape] | None = None,
     condition_shapes: st.SearchStrategy[Shape] | None = None,
+    condition_dims: Sequence[Shape] | None = None,
     vector_sizes: tuple[int, int] = (2, 8),
     image_channels: tuple[int, int] = (1, 3),
     image_sizes: Sequence[int] = (2, 4),
@@ -383,10 +399,11 @@ def graphs(
         input_shapes: strategy for InputNode shapes; default vectors of ``vector_sizes`` and, if
             ``images``, images of ``image_channels`` channels and ``image_sizes`` heights and widths.
         condition_shapes: strategy for ConditionNode shapes; default small vectors and images.
+        condition_dims: fixed ConditionNode shapes, instead of drawing ``conditions`` and shapes.
         vector_sizes: least and most entries of drawn vectors.
         image_channels: least and most channels of drawn images.
         image_sizes: the heights and widths to draw images from.
-        images: whether to draw image inputs and conditions.
+        images: whether to draw image inputs and conditions and to reshape vectors into images.
         moves: which moves to use, from :data:`MOVES`.
         max_depth: how deep graphs may nest (0: no nesting).
         require: a block that every graph contains, placed first on the first input.
@@ -411,15 +428,21 @@ def graphs(
         moves=frozenset(moves),
         max_depth=max_depth,
         require=None if require is None else _as_spec(require),
+        images=images,
     )
-    input_shapes = input_shapes or _shapes(vector_sizes, image_channels, image_sizes, images)
-    condition_shapes = condition_shapes or _shapes((1, 4), (1, 2), image_sizes, images)
+    if input_shapes is None:
+        input_shapes = _shapes(vector_sizes, image_channels, image_sizes, images)
+    if condition_shapes is None:
+        condition_shapes = _shapes((1, 4), (1, 2), image_sizes, images)
 
     @st.composite
     def draw_graph(draw: Callable) -> DrawnGraphINN:
         seed = draw(st.integers(0, 2**16))
         shapes_in = draw(st.lists(input_shapes, min_size=inputs[0], max_size=inputs[1]))
-        shapes_c = draw(st.lists(condition_shapes, min_size=conditions[0], max_size=conditions[1]))
+        if condition_dims is None:
+            shapes_c = draw(st.lists(condition_shapes, min_size=conditions[0], max_size=conditions[1]))
+        else:
+            shapes_c = [tuple(shape) for shape in condition_dims]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             inn = _Builder(draw, options, max_nodes).build(shapes_in, shapes_c)

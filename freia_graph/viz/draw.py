@@ -79,7 +79,7 @@ def _draw_route(ax, route: Route, direction: str, scale: float) -> None:
     if route.label:
         from matplotlib import patheffects
 
-        ha = "left" if route.label_anchor == "start" else "center"
+        ha = {"start": "left", "middle": "center", "end": "right"}[route.label_anchor]
         ax.text(route.label_x, route.label_y, route.label, ha=ha, va="baseline", fontsize=10 * scale,
                 color="#37474f", zorder=2, family="DejaVu Sans",
                 path_effects=[patheffects.withStroke(linewidth=3 * scale, foreground="#ffffff")])

@@ -188,7 +188,7 @@ def _from_sequence_inn(inn: Any) -> nx.MultiDiGraph:
 
 def _node_caption(data: dict) -> list[str]:
     if data.get("members"):
-        return [data["module"], f"{data['name']}"]
+        return [data["module"], data["name"]]
     if data["kind"] in ("input", "condition"):
         return [data["name"], " ".join(map(format_shape, data["output_dims"]))]
     if data["kind"] == "output":
@@ -196,9 +196,18 @@ def _node_caption(data: dict) -> list[str]:
     return [data["name"], data["module"] or data["kind"]]
 
 
-def _export_graph(inn: Any, collapse: bool, min_repeats: int) -> nx.MultiDiGraph:
+def _export_graph(inn: Any, collapse: bool, min_repeats: int) -> tuple[nx.MultiDiGraph, dict[str, str]]:
+    """The graph to export, and an identifier ``n0``, ``n1``, ... for each node in declaration order."""
     graph = to_networkx(inn)
-    return collapse_runs(graph, min_repeats) if collapse else graph
+    graph = collapse_runs(graph, min_repeats) if collapse else graph
+    ordered = sorted(graph.nodes, key=lambda key: graph.nodes[key]["index"])
+    return graph, {key: f"n{i}" for i, key in enumerate(ordered)}
+
+
+def _ordered_edges(graph: nx.MultiDiGraph, ids: dict[str, str]) -> list[tuple[str, str, dict]]:
+    rank = {key: i for i, key in enumerate(ids)}
+    edges = graph.edges(data=True)
+    return sorted(edges, key=lambda e: (rank[e[0]], rank[e[1]], e[2]["condition"], e[2]["in_port"]))
 
 
 def _edge_caption(graph: nx.MultiDiGraph, source: str, data: dict) -> str:
@@ -247,19 +256,19 @@ def to_dot(inn: Any, direction: str = "TB", collapse: bool = False, min_repeats:
         }
     """
     _check_direction(direction)
-    graph = _export_graph(inn, collapse, min_repeats)
-    ids = {key: f"n{i}" for i, key in enumerate(graph.nodes)}
+    graph, ids = _export_graph(inn, collapse, min_repeats)
     lines = ["digraph freia_graph {", f"  rankdir={direction};",
              '  node [fontname="DejaVu Sans", fontsize=11, style=filled];',
              '  edge [fontname="DejaVu Sans", fontsize=9];']
-    for key, data in graph.nodes(data=True):
+    for key in ids:
+        data = graph.nodes[key]
         style = KIND_STYLES[data["kind"]]
         extra = ', style="filled,dashed"' if style.dashed else ""
         extra += ', style="filled,rounded"' if style.rounding == "round" and not style.dashed else ""
         label = _dot_string("\n".join(_node_caption(data)))
         lines.append(f'  {ids[key]} [label={label}, shape={_DOT_SHAPES[data["kind"]]}, '
                      f'fillcolor="{style.fill}", color="{style.stroke}"{extra}];')
-    for source, target, data in graph.edges(data=True):
+    for source, target, data in _ordered_edges(graph, ids):
         extra = ', style=dashed, color="#e65100"' if data["condition"] else ""
         label = _dot_string(_edge_caption(graph, source, data))
         lines.append(f"  {ids[source]} -> {ids[target]} [label={label}{extra}];")
@@ -302,13 +311,13 @@ def to_mermaid(inn: Any, direction: str = "TB", collapse: bool = False, min_repe
           class n1 output
     """
     _check_direction(direction)
-    graph = _export_graph(inn, collapse, min_repeats)
-    ids = {key: f"n{i}" for i, key in enumerate(graph.nodes)}
+    graph, ids = _export_graph(inn, collapse, min_repeats)
     lines = [f"flowchart {direction}"]
-    for key, data in graph.nodes(data=True):
+    for key in ids:
+        data = graph.nodes[key]
         opening, closing = _MERMAID_SHAPES[data["kind"]]
         lines.append(f"  {ids[key]}{opening}{_mermaid_string(chr(10).join(_node_caption(data)))}{closing}")
-    for source, target, data in graph.edges(data=True):
+    for source, target, data in _ordered_edges(graph, ids):
         arrow = "-.->" if data["condition"] else "-->"
         lines.append(f'  {ids[source]} {arrow}|"{_mermaid_string(_edge_caption(graph, source, data))}"| '
                      f"{ids[target]}")
@@ -317,5 +326,5 @@ def to_mermaid(inn: Any, direction: str = "TB", collapse: bool = False, min_repe
         style = KIND_STYLES[kind]
         dashes = ",stroke-dasharray:4 2" if style.dashed else ""
         lines.append(f"  classDef {kind} fill:{style.fill},stroke:{style.stroke}{dashes}")
-    lines += [f"  class {ids[key]} {data['kind']}" for key, data in graph.nodes(data=True)]
+    lines += [f"  class {ids[key]} {graph.nodes[key]['kind']}" for key in ids]
     return "\n".join(lines)

@@ -176,9 +176,7 @@ class ReverseForgetsShift(Coupling):
             return super().forward(x_or_z, c, rev, jac)
         x = x_or_z[0]
         scale, _ = self.scale_and_shift(x[:, : self.split], list(c or []), rev)
-        return (torch.cat([x[:, : self.split], x[:, self.split :] * torch.exp(-scale)], dim=1),), -scale.sum(
-            1
-        )
+        return (torch.cat([x[:, : self.split], x[:, self.split :] * torch.exp(-scale)], dim=1),), -scale.sum(1)
 
 
 @dataclass(frozen=True)

@@ -97,9 +97,7 @@ def test_round_trip_alone_misses_a_wrong_log_det_sign():
     module = _perturbed(WrongLogDetSign, [(6,)])
     x = torch.randn(4, 6, dtype=torch.float64)
     check_invertible(module, x, z=torch.randn(4, 6, dtype=torch.float64))
-    with pytest.raises(
-        ContractViolation, match=r"\[log_det\] WrongLogDetSign\(dims_in=\[\(6,\)\]\): forward"
-    ):
+    with pytest.raises(ContractViolation, match=r"\[log_det\] WrongLogDetSign\(dims_in=\[\(6,\)\]\): forward"):
         check_log_det(module, x)
 
 
