@@ -94,7 +94,9 @@ def compile_plan(
     outputs = [n.inputs[0] for n in node_list if n.kind == "output"]
     if rev:
         inputs, outputs = outputs, inputs
-    running = [n for n in order if n.module is not None]
+    # Feed-forward nodes run first in both directions (they read conditions only), so slots are
+    # allocated in the order the runner really uses.
+    running = [n for n in order if n.kind == "feed_forward"] + [n for n in order if n.kind == "invertible"]
     accesses = [_reads_and_writes(node, rev) for node in running]
     last_read: dict[tuple[int, int], int] = {}
     for position, (reads, _) in enumerate(accesses):

@@ -46,7 +46,9 @@ def normalize_shapes(shapes: Iterable[Iterable[int]] | None, what: str = "dims_i
         if isinstance(shape, (str, bytes)) or not isinstance(shape, Iterable):
             raise TypeError(f"{what}[{index}] must be a shape such as (8,) or (3, 32, 32), got {shape!r}")
         shape = tuple(shape)
-        if not all(_is_int(d) and d > 0 for d in shape):
+        if not all(_is_int(d) for d in shape):
+            raise TypeError(f"{what}[{index}] must contain ints, got {shape}")
+        if not all(d > 0 for d in shape):
             raise ValueError(f"{what}[{index}] must contain positive ints, got {shape}")
         result.append(shape)
     return result

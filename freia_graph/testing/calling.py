@@ -65,6 +65,12 @@ def run_model(
 
     SequenceINNs take one tensor, everything else a list; conditions are passed as a list, or None when
     there are none.
+
+    Example:
+        >>> from freia_graph.modules import PermuteRandom
+        >>> outputs, log_det = run_model(PermuteRandom([(3,)], seed=0), [torch.zeros(2, 3)])
+        >>> type(outputs).__name__, log_det
+        ('tuple', 0.0)
     """
     conditions = list(cs) if cs else None
     if _is_sequence_inn(model):
@@ -81,7 +87,14 @@ def call(
     rev: bool = False,
     jac: bool = True,
 ) -> tuple[tuple[Tensor, ...], object]:
-    """Like :func:`run_model`, with the outputs normalised to a tuple of tensors."""
+    """Like :func:`run_model`, with the outputs normalised to a tuple of tensors.
+
+    Example:
+        >>> from freia_graph.modules import PermuteRandom
+        >>> (z,), _ = call(PermuteRandom([(3,)], seed=0), [torch.zeros(2, 3)], rev=True)
+        >>> z.shape
+        torch.Size([2, 3])
+    """
     outputs, log_det = run_model(model, xs, cs, rev=rev, jac=jac)
     if isinstance(outputs, Tensor):
         return (outputs,), log_det
@@ -93,6 +106,10 @@ def per_sample_log_det(log_det: object, batch: int, like: Tensor, subject: str =
 
     Raises:
         ContractViolation: ("log_det_shape") for None, or a tensor of any other shape.
+
+    Example:
+        >>> per_sample_log_det(0.5, 3, torch.zeros(3, 2))
+        tensor([0.5000, 0.5000, 0.5000])
     """
     direction = "reverse" if rev else "forward"
     if isinstance(log_det, numbers.Real) and not isinstance(log_det, bool):
@@ -145,5 +162,11 @@ def random_like_dims(
     dtype: torch.dtype,
     scale: float = 1.0,
 ) -> list[Tensor]:
-    """Standard normal tensors (times ``scale``) of shape ``(batch, *d)`` for every ``d`` in ``dims``."""
+    """Standard normal tensors (times ``scale``) of shape ``(batch, *d)`` for every ``d`` in ``dims``.
+
+    Example:
+        >>> tensors = random_like_dims([(3,), (1, 2, 2)], 5, torch.Generator().manual_seed(0), torch.float64)
+        >>> [tuple(t.shape) for t in tensors]
+        [(5, 3), (5, 1, 2, 2)]
+    """
     return [scale * torch.randn((batch, *d), generator=generator, dtype=dtype) for d in dims]

@@ -259,6 +259,11 @@ def check_compiles(model: nn.Module, x: Inputs, c: Inputs = None, *, atol: float
 
     Raises:
         ContractViolation: ("compile") with the tracing error, or the largest difference to eager mode.
+
+    Example:
+        >>> from freia_graph.modules import PermuteRandom
+        >>> torch._dynamo.reset()
+        >>> check_compiles(PermuteRandom([(4,)], seed=0), torch.randn(2, 4))
     """
     xs, cs, subject, tolerance = (
         as_tensor_list(x),

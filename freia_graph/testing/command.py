@@ -28,7 +28,15 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``check`` sub-command's arguments to ``parser`` and make :func:`run` its action."""
+    """Add the ``check`` sub-command's arguments to ``parser`` and make :func:`run` its action.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_arguments(parser)
+        >>> args = parser.parse_args(["freia_graph.modules:PermuteRandom", "--dims", "4", "--cond", "2"])
+        >>> args.dims, args.cond, args.examples, args.run is run
+        ([4], [[2]], 50, True)
+    """
     parser.add_argument("target", metavar="PACKAGE.MODULE:CLASS", help="the InvertibleModule class to check")
     parser.add_argument(
         "--dims",
@@ -155,7 +163,17 @@ def _search_graphs(module_class: type, dims: Shape, dims_c: list[Shape], kwargs:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the checks for the parsed arguments; returns the exit code (0 pass, 1 fail, 2 bad arguments)."""
+    """Run the checks for the parsed arguments; returns the exit code (0 pass, 1 fail, 2 bad arguments).
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_arguments(parser)
+        >>> run(parser.parse_args(["freia_graph.modules:PermuteRandom", "--dims", "4", "--examples", "3"]))
+        == Contract of PermuteRandom
+        ...
+        PASSED: freia_graph.modules:PermuteRandom
+        0
+    """
     try:
         module_class = _load(args.target)
     except (ImportError, ValueError) as error:

@@ -44,7 +44,14 @@ def _shapes(shapes: list[tuple[int, ...]]) -> str:
 
 
 def describe_node(node: Any) -> str:
-    """One line: ``name = Kind(sources, c=[conditions], arguments) -> shapes``."""
+    """One line: ``name = Kind(sources, c=[conditions], arguments) -> shapes``.
+
+    Example:
+        >>> import freia_graph.framework as Ff, freia_graph.modules as Fm
+        >>> x = Ff.InputNode(4, name="x")
+        >>> describe_node(Ff.Node(x, Fm.PermuteRandom, {"seed": 1}, name="permute"))
+        'permute = PermuteRandom(x, seed=1) -> (4,)'
+    """
     if node.kind in ("input", "condition"):
         return f"{node.name} = {type(node).__name__}{node.output_dims[0]}"
     if node.kind == "output":

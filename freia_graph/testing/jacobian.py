@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from freia_graph.modules._linalg import log_abs_det
+
 from .calling import call
 
 __all__ = ["exact_jacobian", "exact_log_det"]
@@ -92,4 +94,4 @@ def exact_log_det(
             f"the Jacobian is not square: {jacobian.shape[-2]} output values per sample "
             f"for {jacobian.shape[-1]} input values"
         )
-    return torch.linalg.slogdet(jacobian).logabsdet
+    return log_abs_det(jacobian)

@@ -40,6 +40,7 @@ __all__ = [
     "is_image",
     "is_splittable",
     "same_layout",
+    "subnet_for",
     "vector_subnet",
 ]
 
@@ -50,12 +51,22 @@ _MOVE_WEIGHTS = {"block": 6, "split": 2, "concat": 2, "reshape": 1, "downsample"
 
 
 def vector_subnet(c_in: int, c_out: int) -> nn.Module:
-    """A small fully connected subnet (one hidden layer of 8), to keep drawn graphs fast."""
+    """A small fully connected subnet (one hidden layer of 8), to keep drawn graphs fast.
+
+    Example:
+        >>> vector_subnet(3, 4)(torch.zeros(2, 3)).shape
+        torch.Size([2, 4])
+    """
     return nn.Sequential(nn.Linear(c_in, 8), nn.Tanh(), nn.Linear(8, c_out))
 
 
 def image_subnet(c_in: int, c_out: int) -> nn.Module:
-    """A small convolutional subnet (one hidden layer of 4 channels, 3x3 kernels)."""
+    """A small convolutional subnet (one hidden layer of 4 channels, 3x3 kernels).
+
+    Example:
+        >>> image_subnet(1, 2)(torch.zeros(2, 1, 4, 4)).shape
+        torch.Size([2, 2, 4, 4])
+    """
     return nn.Sequential(nn.Conv2d(c_in, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, c_out, 3, padding=1))
 
 
@@ -70,19 +81,34 @@ def is_image(shape: Shape) -> bool:
 
 
 def is_splittable(shape: Shape) -> bool:
-    """Accepts vectors and images with at least two channels (what a coupling block splits)."""
+    """Accepts vectors and images with at least two channels (what a coupling block splits).
+
+    Example:
+        >>> is_splittable((1,)), is_splittable((2,)), is_splittable((1, 4, 4)), is_image((1, 4, 4))
+        (False, True, False, True)
+    """
     return len(shape) in (1, 3) and shape[0] >= 2
 
 
 def same_layout(shape: Shape, condition_shape: Shape) -> bool:
-    """Vectors take vector conditions; images take image conditions of the same height and width."""
+    """Vectors take vector conditions; images take image conditions of the same height and width.
+
+    Example:
+        >>> same_layout((4,), (2,)), same_layout((3, 8, 8), (1, 8, 8)), same_layout((3, 8, 8), (2,))
+        (True, True, False)
+    """
     if len(shape) == 1:
         return len(condition_shape) == 1
     return len(condition_shape) == 3 and condition_shape[1:] == shape[1:]
 
 
 def subnet_for(shape: Shape) -> dict[str, Any]:
-    """The subnet constructor argument that fits a vector or an image."""
+    """The subnet constructor argument that fits a vector or an image.
+
+    Example:
+        >>> subnet_for((4,))["subnet_constructor"].__name__, subnet_for((2, 4, 4))["subnet_constructor"].__name__
+        ('vector_subnet', 'image_subnet')
+    """
     return {"subnet_constructor": vector_subnet if len(shape) == 1 else image_subnet}
 
 
@@ -123,7 +149,12 @@ class BlockSpec:
 
 
 def default_blocks() -> list[BlockSpec]:
-    """The blocks :func:`graphs` uses unless told otherwise: couplings, permutations, normalisations."""
+    """The blocks :func:`graphs` uses unless told otherwise: couplings, permutations, normalisations.
+
+    Example:
+        >>> [spec.module.__name__ for spec in default_blocks()][:3]
+        ['PermuteRandom', 'GLOWCouplingBlock', 'RNVPCouplingBlock']
+    """
     coupling = dict(accepts=is_splittable, arguments=subnet_for, conditional=True)
     return [
         BlockSpec(Fm.PermuteRandom),
@@ -138,7 +169,16 @@ def default_blocks() -> list[BlockSpec]:
 
 
 class DrawnGraphINN(Ff.GraphINN):
-    """A GraphINN drawn by :func:`graphs`; it prints as one line per node (see :func:`describe`)."""
+    """A GraphINN drawn by :func:`graphs`; it prints as one line per node (see :func:`describe`).
+
+    Example:
+        >>> x = Ff.InputNode(2, name="x")
+        >>> DrawnGraphINN([x, Ff.OutputNode(x, name="z")])
+        GraphINN(
+            x = InputNode(2,)
+            z = OutputNode(x) (2,)
+        )
+    """
 
     def __repr__(self) -> str:
         return "GraphINN(\n" + describe(self, "    ") + "\n)"

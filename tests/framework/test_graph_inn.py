@@ -252,3 +252,15 @@ def test_verbose_prints_both_orders(capsys):
     Ff.GraphINN(chain(), verbose=True)
     printed = capsys.readouterr().out
     assert "forward order: x -> a -> p -> b -> z" in printed and "reverse order: z -> b -> p -> a -> x" in printed
+
+
+def test_feed_forward_node_declared_late_does_not_overwrite_a_live_condition():
+    """Regression (found by the random-graph property test): feed-forward nodes run first, so their
+    slots must not reuse a condition's slot that a later invertible node still reads."""
+    x, c = Ff.InputNode(2, name="x"), Ff.ConditionNode(2, name="c")
+    glow = Ff.Node(x, Fm.GLOWCouplingBlock, {"subnet_constructor": torch.nn.Linear}, conditions=c, name="glow")
+    ff = Ff.FeedForwardNode(c, 1, torch.nn.Linear, {"in_features": 2, "out_features": 1}, name="ff")
+    inn = Ff.GraphINN([x, c, glow, ff, Ff.OutputNode(glow, name="z")])
+    data, condition = torch.randn(4, 2), torch.randn(4, 2)
+    z, log_det = inn(data, c=[condition])
+    torch.testing.assert_close(inn(z, c=[condition], rev=True)[0], data)

@@ -34,17 +34,13 @@ PREPARE_OPTIONS = ("batch_size", "seed", "perturbation", "input_scale", "train")
 
 def _prepare(case: BlockCase, dtype: torch.dtype):
     options = {key: case.check_kwargs[key] for key in PREPARE_OPTIONS if key in case.check_kwargs}
-    return prepare_module(
-        case.module, case.dims_in, case.dims_c, dtype=dtype, module_kwargs=case.kwargs, **options
-    )
+    return prepare_module(case.module, case.dims_in, case.dims_c, dtype=dtype, module_kwargs=case.kwargs, **options)
 
 
 def _compile_param(case: BlockCase):
     if case.compiles:
         return pytest.param(case, id=case.id)
-    mark = pytest.mark.xfail(
-        strict=True, raises=ContractViolation, reason=case.compile_reason or "no reason given"
-    )
+    mark = pytest.mark.xfail(strict=True, raises=ContractViolation, reason=case.compile_reason or "no reason given")
     return pytest.param(case, id=case.id, marks=mark)
 
 
@@ -57,9 +53,7 @@ def fresh_dynamo():
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_contract(case: BlockCase):
-    check_module_contract(
-        case.module, case.dims_in, case.dims_c, module_kwargs=case.kwargs, **case.check_kwargs
-    )
+    check_module_contract(case.module, case.dims_in, case.dims_c, module_kwargs=case.kwargs, **case.check_kwargs)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
@@ -70,9 +64,7 @@ def test_float32_round_trip(case: BlockCase):
     z = None
     if case.check_kwargs.get("reverse_inputs", "random") == "random":
         output_dims = prepared.module.output_dims(prepared.module.dims_in)
-        z = random_like_dims(
-            output_dims, prepared.x[0].shape[0], torch.Generator().manual_seed(1), torch.float32
-        )
+        z = random_like_dims(output_dims, prepared.x[0].shape[0], torch.Generator().manual_seed(1), torch.float32)
     check_invertible(prepared.module, prepared.x, prepared.c, z=z, atol=case.float32_atol, rtol=0.0)
 
 
