@@ -23,7 +23,8 @@ class ReversibleGraphNet(GraphINN):
     Example:
         >>> import warnings, freia_graph.framework as Ff
         >>> x = Ff.InputNode(2); z = Ff.OutputNode(x)
-        >>> with warnings.catch_warnings(record=True):
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore", DeprecationWarning)
         ...     net = ReversibleGraphNet([x, z], verbose=False)
         >>> isinstance(net, Ff.GraphINN)
         True
@@ -40,7 +41,8 @@ class ReversibleSequential(SequenceINN):
 
     Example:
         >>> import warnings
-        >>> with warnings.catch_warnings(record=True):
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore", DeprecationWarning)
         ...     chain = ReversibleSequential(4)
         >>> len(chain)
         0
