@@ -17,11 +17,16 @@ __all__ = ["as_tensor_list", "check_tensors", "verified_answer", "CheckedModule"
 
 
 def as_tensor_list(values: Any, names: Sequence[str], what: str) -> list[Tensor]:
-    """The caller's tensors as a list in node order: from a tensor, a list/tuple or a dict keyed by name."""
-    if values is None:
-        values = []
-    elif isinstance(values, Tensor):
+    """The caller's tensors as a list in node order: from a tensor, a list/tuple or a dict keyed by name.
+
+    Only the container and the count are checked here; :func:`check_tensors` checks the tensors.
+    """
+    if isinstance(values, Tensor):
         values = [values]
+    elif isinstance(values, (list, tuple)):
+        values = list(values)
+    elif values is None:
+        values = []
     elif isinstance(values, Mapping):
         unknown = sorted(set(values) - set(names))
         missing = [name for name in names if name not in values]
@@ -29,54 +34,48 @@ def as_tensor_list(values: Any, names: Sequence[str], what: str) -> list[Tensor]
             raise ValueError(f"{what}: dict keys must be the node names {list(names)}; "
                              f"missing {missing}, unknown {unknown}")
         values = [values[name] for name in names]
-    elif isinstance(values, (list, tuple)):
-        values = list(values)
     else:
         raise TypeError(f"{what} must be a tensor, a list of tensors or a dict keyed by node name, "
                         f"got {type(values).__name__}")
     if len(values) != len(names):
         raise ValueError(f"{what}: expected {len(names)} tensor(s) for {list(names)}, got {len(values)}")
-    for name, value in zip(names, values):
-        if not isinstance(value, Tensor):
-            raise TypeError(f"{what} '{name}' must be a tensor, got {type(value).__name__}")
     return values
 
 
-def check_tensors(groups: Sequence[tuple[str, Sequence[str], Sequence[Tensor], Sequence[Shape]]]) -> None:
+def check_tensors(tensors: Sequence[Tensor], shapes: Sequence[Shape], labels: Sequence[str]) -> None:
     """Shapes (all but batch), batch agreement, dtype and device of every tensor of a call.
 
-    Each group is ``(what, names, tensors, expected_shapes)``, e.g. the inputs and the conditions.
+    Args:
+        tensors: the inputs and conditions of the call.
+        shapes: the expected shape of each, without batch.
+        labels: how to name each in an error, e.g. ``"input 'x'"``.
+
     The common case is one cheap comparison per tensor; messages are only built on failure.
     """
-    tensors = [tensor for group in groups for tensor in group[2]]
-    shapes = [shape for group in groups for shape in group[3]]
+    for label, tensor in zip(labels, tensors):
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"{label} must be a tensor, got {type(tensor).__name__}")
     first = tensors[0]
-    batch = first.shape[0] if first.dim() else -1
+    batch, dtype, device = (first.shape[0] if first.dim() else -1), first.dtype, first.device
     for tensor, shape in zip(tensors, shapes):
-        if (tensor.shape[1:] != shape or tensor.dim() == 0 or tensor.shape[0] != batch
-                or tensor.dtype != first.dtype or tensor.device != first.device):
-            _explain_mismatch(groups)
-    if not first.is_floating_point():
-        raise TypeError(f"the tensors of a call must be floating point, got {first.dtype}")
+        if tensor.shape[1:] != shape or tensor.shape[0] != batch or tensor.dtype != dtype or tensor.device != device:
+            _explain_mismatch(tensors, shapes, labels)
+    if not dtype.is_floating_point:
+        raise TypeError(f"the tensors of a call must be floating point, got {dtype}")
 
 
-def _explain_mismatch(groups: Sequence[tuple[str, Sequence[str], Sequence[Tensor], Sequence[Shape]]]) -> None:
-    reference: tuple[str, Tensor] | None = None
-    for what, names, tensors, shapes in groups:
-        for name, tensor, shape in zip(names, tensors, shapes):
-            label = f"{what} '{name}'"
-            if tuple(tensor.shape[1:]) != shape or tensor.dim() == 0:
-                raise ValueError(f"{label} must have shape (batch, {', '.join(map(str, shape))}), "
-                                 f"got {tuple(tensor.shape)}")
-            if reference is None:
-                reference = (label, tensor)
-                continue
-            first_label, first = reference
-            if tensor.shape[0] != first.shape[0]:
-                raise ValueError(f"{label} has batch size {tensor.shape[0]}, but {first_label} has {first.shape[0]}")
-            if tensor.dtype != first.dtype or tensor.device != first.device:
-                raise ValueError(f"{label} is {tensor.dtype} on {tensor.device}, but {first_label} is "
-                                 f"{first.dtype} on {first.device}; all tensors of a call must agree")
+def _explain_mismatch(tensors: Sequence[Tensor], shapes: Sequence[Shape], labels: Sequence[str]) -> None:
+    for label, tensor, shape in zip(labels, tensors, shapes):
+        if tuple(tensor.shape[1:]) != shape or tensor.dim() == 0:
+            raise ValueError(f"{label} must have shape (batch, {', '.join(map(str, shape))}), "
+                             f"got {tuple(tensor.shape)}")
+    first, first_label = tensors[0], labels[0]
+    for label, tensor in zip(labels, tensors):
+        if tensor.shape[0] != first.shape[0]:
+            raise ValueError(f"{label} has batch size {tensor.shape[0]}, but {first_label} has {first.shape[0]}")
+        if tensor.dtype != first.dtype or tensor.device != first.device:
+            raise ValueError(f"{label} is {tensor.dtype} on {tensor.device}, but {first_label} is "
+                             f"{first.dtype} on {first.device}; all tensors of a call must agree")
 
 
 class CheckedModule:

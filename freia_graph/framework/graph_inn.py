@@ -19,7 +19,8 @@ from freia_graph.framework.calls import (
 )
 from freia_graph.framework.graph import build_graph, forward_order, reverse_order
 from freia_graph.framework.nodes import BaseNode
-from freia_graph.framework.plan import Plan, compile_plan
+from freia_graph.framework.plan import compile_plan
+from freia_graph.framework.runner import PlanRunner
 from freia_graph.modules._linalg import log_abs_det
 from freia_graph.modules.base import InvertibleModule, Shape, normalize_shapes
 
@@ -96,13 +97,20 @@ class GraphINN(InvertibleModule):
         self.module_list = nn.ModuleList([n.module for n in node_list if n.module is not None])
         orders = (forward_order(graph, node_list), reverse_order(graph, node_list))
         self.plans = tuple(compile_plan(order, node_list, rev=bool(rev)) for rev, order in enumerate(orders))
-        self._recording_plans: dict[bool, Plan] = {}
+        self._runners = tuple(PlanRunner(plan) for plan in self.plans)
+        self._recording_runners: dict[bool, PlanRunner] = {}
         self._verified: set[tuple[bool, bool]] = set()  # directions whose module answers were checked
         self._names = {False: ([n.name for n in self.input_nodes], [n.name for n in self.output_nodes]),
                        True: ([n.name for n in self.output_nodes], [n.name for n in self.input_nodes])}
-        self._shapes = {False: (self.dims_in, self.output_dims(self.dims_in)),
-                        True: (self.output_dims(self.dims_in), self.dims_in)}
         self._condition_names = [n.name for n in self.condition_nodes]
+        self._expected = {  # per direction: the shapes and labels of a call's tensors, for check_tensors
+            rev: (shapes + self.dims_c,
+                  [f"{what} '{name}'" for name in names] + [f"condition '{name}'" for name in self._condition_names])
+            for rev, shapes, names, what in (
+                (False, self.dims_in, self._names[False][0], "input"),
+                (True, self.output_dims(self.dims_in), self._names[True][0], "reverse input"),
+            )
+        }
         if verbose:
             for rev, order in enumerate(orders):
                 print(f"{'reverse' if rev else 'forward'} order: " + " -> ".join(n.name for n in order))
@@ -135,59 +143,23 @@ class GraphINN(InvertibleModule):
             direction, in both directions, so ``values[(node, i)]`` is the same quantity forward and
             backwards; in reverse ``log_dets[node]`` is that node's reverse log-det.
         """
-        in_names, out_names = self._names[rev]
-        inputs = as_tensor_list(x_or_z, in_names, "input" if not rev else "reverse input")
+        inputs = as_tensor_list(x_or_z, self._names[rev][0], "input" if not rev else "reverse input")
         conditions = as_tensor_list(c, self._condition_names, "condition")
         if self.check_inputs:
-            check_tensors([("input" if not rev else "reverse input", in_names, inputs, self._shapes[rev][0]),
-                           ("condition", self._condition_names, conditions, self.dims_c)])
+            check_tensors(inputs + conditions, *self._expected[rev])
         if intermediate_outputs:
             return self._run_recording(inputs, conditions, rev, jac)
-        plan = self.plans[rev]
         reference = first_tensor(inputs, conditions)
         if self.check_inputs and (rev, jac) not in self._verified:
-            values, log_det = self._run(plan, inputs, conditions, rev, jac, self._checked_modules(reference, rev, jac))
+            modules = self._checked_modules(reference, rev, jac)
+            outputs, log_det = self._runners[rev].run(modules, inputs, conditions, rev, jac)
             self._verified.add((rev, jac))
         else:
-            values, log_det = self._run(plan, inputs, conditions, rev, jac, tuple(self.module_list))
-        outputs = [values[slot] for slot in plan.output_slots]
+            outputs, log_det = self._runners[rev].run(tuple(self.module_list), inputs, conditions, rev, jac)
         log_det = per_sample_log_det(log_det, reference, jac)
         if len(outputs) == 1 and not self.force_tuple_output:
             return outputs[0], log_det
         return tuple(outputs), log_det
-
-    @staticmethod
-    def _run(
-        plan: Plan,
-        inputs: list[Tensor],
-        conditions: list[Tensor],
-        rev: bool,
-        jac: bool,
-        modules: tuple,
-    ) -> tuple[list[Any], Any]:
-        # The hot path: a flat loop over integer slots, nothing else.
-        values: list[Any] = [None] * plan.n_slots
-        for slot, tensor in zip(plan.input_slots, inputs):
-            values[slot] = tensor
-        for slot, tensor in zip(plan.condition_slots, conditions):
-            values[slot] = tensor
-        for index, read, write in plan.feed_forward:
-            result = modules[index](*[values[slot] for slot in read])
-            for slot, tensor in zip(write, (result,) if isinstance(result, Tensor) else result):
-                values[slot] = tensor
-        log_det: Any = 0.0
-        for index, read, read_conditions, write in plan.steps:
-            if read_conditions is None:
-                outputs, step_log_det = modules[index]([values[slot] for slot in read], rev=rev, jac=jac)
-            else:
-                outputs, step_log_det = modules[index](
-                    [values[slot] for slot in read], c=[values[slot] for slot in read_conditions], rev=rev, jac=jac
-                )
-            for slot, tensor in zip(write, outputs):
-                values[slot] = tensor
-            if jac:
-                log_det = log_det + step_log_det
-        return values, log_det
 
     def _checked_modules(self, reference: Tensor, rev: bool, jac: bool, record: list | None = None) -> tuple:
         """The modules, each wrapped to verify its answer (and record its log-det)."""
@@ -201,16 +173,18 @@ class GraphINN(InvertibleModule):
         )
 
     def _run_recording(self, inputs: list[Tensor], conditions: list[Tensor], rev: bool, jac: bool) -> tuple:
-        if rev not in self._recording_plans:
+        if rev not in self._recording_runners:
             order = (reverse_order if rev else forward_order)(self.graph, self.node_list)
-            self._recording_plans[rev] = compile_plan(order, self.node_list, rev=rev, reuse_slots=False)
-        plan = self._recording_plans[rev]
+            plan = compile_plan(order, self.node_list, rev=rev, reuse_slots=False)
+            self._recording_runners[rev] = PlanRunner(plan, return_all_slots=True)
+        runner = self._recording_runners[rev]
         reference = first_tensor(inputs, conditions)
         step_log_dets: list[Any] = []
         modules = self._checked_modules(reference, rev, jac, step_log_dets)
-        values, _ = self._run(plan, inputs, conditions, rev, jac, modules)
-        log_dets = {node: per_sample_log_det(ld, reference, jac) for node, ld in zip(plan.step_nodes, step_log_dets)}
-        return dict(zip(plan.slot_values, values)), log_dets
+        values, _ = runner.run(modules, inputs, conditions, rev, jac)
+        nodes = runner.plan.step_nodes
+        log_dets = {node: per_sample_log_det(ld, reference, jac) for node, ld in zip(nodes, step_log_dets)}
+        return dict(zip(runner.plan.slot_values, values)), log_dets
 
     def get_node_by_name(self, name: str) -> BaseNode | None:
         """The node called ``name``, or None (as in FrEIA)."""

@@ -148,9 +148,8 @@ class SequenceINN(InvertibleModule):
         inputs = as_tensor_list(x_or_z, ["x"], "input")
         conditions = as_tensor_list(c, [f"c[{i}]" for i in range(len(self.dims_c))], "condition")
         if self.check_inputs:
-            shape = self.shapes[-1] if backwards else self.shapes[0]
-            check_tensors([("input", ["x"], inputs, [shape]),
-                           ("condition", [f"c[{i}]" for i in range(len(conditions))], conditions, self.dims_c)])
+            labels = ["input 'x'"] + [f"condition 'c[{i}]'" for i in range(len(conditions))]
+            check_tensors(inputs + conditions, [self.shapes[-1] if backwards else self.shapes[0]] + self.dims_c, labels)
         verify = self.check_inputs and (backwards, jac) not in self._verified
         modules = tuple(self.module_list)  # through the module tree, so DataParallel replicas use their own
         if verify:
@@ -161,13 +160,19 @@ class SequenceINN(InvertibleModule):
             steps.reverse()
         values: tuple[Tensor, ...] = tuple(inputs)
         log_det: Any = 0.0
+        constant: Any = 0.0  # log-dets given as numbers are summed apart and added once
         for module, cond in steps:
             if cond is None:
                 values, step_log_det = module(values, rev=backwards, jac=jac)
             else:
                 values, step_log_det = module(values, c=[conditions[cond]], rev=backwards, jac=jac)
             if jac:
-                log_det = log_det + step_log_det
+                if isinstance(step_log_det, Tensor):
+                    log_det = log_det + step_log_det
+                else:
+                    constant = constant + step_log_det
+        if constant:
+            log_det = log_det + constant
         if verify:
             self._verified.add((backwards, jac))
         log_det = per_sample_log_det(log_det, inputs[0], jac)
