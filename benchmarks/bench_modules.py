@@ -14,10 +14,10 @@ import platform
 from collections.abc import Callable
 
 import torch
+from bench_framework import median_times
 from torch import nn
 
 import freia_graph.modules as Fm
-from bench_framework import median_times
 
 try:
     import FrEIA.modules as FrEIA_modules

@@ -1,20 +1,5 @@
 """Invertible building blocks. Every block honours the :class:`InvertibleModule` contract."""
 
-from .base import *  # noqa: F403
-from .coupling import *  # noqa: F403
-from .all_in_one import *  # noqa: F403
-from .splines import *  # noqa: F403
-from .permutations import *  # noqa: F403
-from .normalization import *  # noqa: F403
-from .reshapes import *  # noqa: F403
-from .topology import *  # noqa: F403
-from .elementwise import *  # noqa: F403
-from .orthogonal import *  # noqa: F403
-from .iresnet import *  # noqa: F403
-from .mixtures import *  # noqa: F403
-from .invertible_autoencoders import *  # noqa: F403
-from .inverse import *  # noqa: F403
-from .deprecated import *  # noqa: F403
 from . import (
     all_in_one,
     base,
@@ -32,6 +17,21 @@ from . import (
     splines,
     topology,
 )
+from .all_in_one import *  # noqa: F403
+from .base import *  # noqa: F403
+from .coupling import *  # noqa: F403
+from .deprecated import *  # noqa: F403
+from .elementwise import *  # noqa: F403
+from .inverse import *  # noqa: F403
+from .invertible_autoencoders import *  # noqa: F403
+from .iresnet import *  # noqa: F403
+from .mixtures import *  # noqa: F403
+from .normalization import *  # noqa: F403
+from .orthogonal import *  # noqa: F403
+from .permutations import *  # noqa: F403
+from .reshapes import *  # noqa: F403
+from .splines import *  # noqa: F403
+from .topology import *  # noqa: F403
 
 __all__ = [
     name
