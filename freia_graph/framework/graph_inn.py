@@ -17,6 +17,7 @@ from freia_graph.framework.calls import (
     first_tensor,
     per_sample_log_det,
 )
+from freia_graph.framework.display import Displayable
 from freia_graph.framework.graph import build_graph, forward_order, reverse_order
 from freia_graph.framework.nodes import BaseNode
 from freia_graph.framework.plan import compile_plan
@@ -41,7 +42,7 @@ def _garbage_collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-class GraphINN(InvertibleModule):
+class GraphINN(Displayable, InvertibleModule):
     """An invertible network built from nodes; itself an :class:`InvertibleModule`, so graphs nest.
 
     Building validates the graph (every error names the node, port and shapes), orders it for both
@@ -227,19 +228,8 @@ class GraphINN(InvertibleModule):
         jacobian = torch.stack(columns, dim=2)
         return log_abs_det(jacobian)
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        from freia_graph.viz.display import mimebundle
 
-        return mimebundle(self, include=include, exclude=exclude)
 
-    def summary(self) -> str:
-        """A table of nodes, modules, shapes and parameter counts."""
-        from freia_graph.viz.display import summary
-
-        return summary(self)
-
-    def __str__(self) -> str:
-        return self.summary()
 
 
 class _CheckedFeedForward:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from freia_graph.framework.display import Displayable
 from freia_graph.modules.base import InvertibleModule, Shape, normalize_shapes
 
 __all__ = ["Port", "BaseNode", "InputNode", "ConditionNode", "Node", "FeedForwardNode", "OutputNode"]
@@ -37,7 +38,7 @@ def _shape_from_dims(dims: Sequence[Any], what: str) -> Shape:
     return normalize_shapes([dims], what)[0]
 
 
-class BaseNode:
+class BaseNode(Displayable):
     """What every node has: a name, its ports and their shapes.
 
     Attributes:
@@ -95,10 +96,6 @@ class BaseNode:
         shapes = ", ".join(str(s) for s in self.output_dims)
         return f"{type(self).__name__}('{self.name}' -> [{shapes}])"
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        from freia_graph.viz.display import mimebundle
-
-        return mimebundle(self, include=include, exclude=exclude)
 
 
 def _as_port(reference: Any, owner: str, role: str, index: int) -> Port:

@@ -9,12 +9,13 @@ from typing import Any
 from torch import Tensor, nn
 
 from freia_graph.framework.calls import CheckedModule, as_tensor_list, check_tensors, per_sample_log_det
+from freia_graph.framework.display import Displayable
 from freia_graph.modules.base import InvertibleModule, Shape, normalize_shapes
 
 __all__ = ["SequenceINN"]
 
 
-class SequenceINN(InvertibleModule):
+class SequenceINN(Displayable, InvertibleModule):
     """A chain of invertible modules, each feeding the next; itself an :class:`InvertibleModule`.
 
     Modules are added with :meth:`append`. Conditions are given by index: ``append(block, cond=0,
@@ -219,17 +220,3 @@ class SequenceINN(InvertibleModule):
                              f"needs {[self.shapes[position + 1]]} there")
         self.module_list[position] = module
         self._verified.clear()
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        from freia_graph.viz.display import mimebundle
-
-        return mimebundle(self, include=include, exclude=exclude)
-
-    def summary(self) -> str:
-        """A table of modules, shapes and parameter counts."""
-        from freia_graph.viz.display import summary
-
-        return summary(self)
-
-    def __str__(self) -> str:
-        return self.summary()
