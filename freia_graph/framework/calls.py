@@ -13,7 +13,15 @@ from torch import Tensor
 
 from freia_graph.modules.base import Shape
 
-__all__ = ["as_tensor_list", "check_tensors", "verified_answer", "CheckedModule", "per_sample_log_det", "first_tensor"]
+__all__ = [
+    "as_tensor_list",
+    "check_tensors",
+    "verified_answer",
+    "CheckedModule",
+    "sum_log_dets",
+    "per_sample_log_det",
+    "first_tensor",
+]
 
 
 def as_tensor_list(values: Any, names: Sequence[str], what: str) -> list[Tensor]:
@@ -86,18 +94,14 @@ class CheckedModule:
         node: what to name in errors (a node, or a description of a position in a chain).
         n_outputs: how many tensors it must return.
         batch, jac: of the current call.
-        record: a list to append each log-det to, or None.
     """
 
-    def __init__(self, module: Any, where: str, n_outputs: int, batch: int, jac: bool, record: list | None):
+    def __init__(self, module: Any, where: str, n_outputs: int, batch: int, jac: bool):
         self.module, self.where, self.n_outputs = module, where, n_outputs
-        self.batch, self.jac, self.record = batch, jac, record
+        self.batch, self.jac = batch, jac
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple[tuple, Any]:
-        answer = verified_answer(self.module(*args, **kwargs), self.where, self.n_outputs, self.batch, self.jac)
-        if self.record is not None:
-            self.record.append(answer[1])
-        return answer
+        return verified_answer(self.module(*args, **kwargs), self.where, self.n_outputs, self.batch, self.jac)
 
 
 def verified_answer(answer: Any, where: str, n_outputs: int, batch: int, jac: bool) -> tuple[tuple, Any]:
@@ -120,6 +124,25 @@ def verified_answer(answer: Any, where: str, n_outputs: int, batch: int, jac: bo
             raise ValueError(f"{where} returned a log-det of shape {shape}; expected ({batch},) (one per "
                              "sample), a 0-dim tensor or a number")
     return tuple(outputs), log_det
+
+
+def sum_log_dets(log_dets: Sequence[Any]) -> Any:
+    """The total of the steps' log-dets, with as few tensor operations as possible.
+
+    Log-dets given as plain numbers (permutations, splits, volume-preserving blocks) are summed as
+    numbers and added to the tensors once, and the first tensor is taken as it is, so a graph launches
+    one addition per tensor log-det after the first, plus at most one.
+    """
+    total: Any = None
+    constant: Any = 0.0
+    for log_det in log_dets:
+        if isinstance(log_det, Tensor):
+            total = log_det if total is None else total + log_det
+        else:
+            constant = constant + log_det
+    if total is None:
+        return constant
+    return total + constant if constant else total
 
 
 def per_sample_log_det(log_det: Any, reference: Tensor, jac: bool) -> Tensor:

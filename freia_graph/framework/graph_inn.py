@@ -16,6 +16,7 @@ from freia_graph.framework.calls import (
     check_tensors,
     first_tensor,
     per_sample_log_det,
+    sum_log_dets,
 )
 from freia_graph.framework.display import Displayable
 from freia_graph.framework.graph import build_graph, forward_order, reverse_order
@@ -153,23 +154,23 @@ class GraphINN(Displayable, InvertibleModule):
         reference = first_tensor(inputs, conditions)
         if self.check_inputs and (rev, jac) not in self._verified:
             modules = self._checked_modules(reference, rev, jac)
-            outputs, log_det = self._runners[rev].run(modules, inputs, conditions, rev, jac)
+            outputs, log_dets = self._runners[rev].run(modules, inputs, conditions, rev, jac)
             self._verified.add((rev, jac))
         else:
-            outputs, log_det = self._runners[rev].run(tuple(self.module_list), inputs, conditions, rev, jac)
-        log_det = per_sample_log_det(log_det, reference, jac)
+            outputs, log_dets = self._runners[rev].run(tuple(self.module_list), inputs, conditions, rev, jac)
+        log_det = per_sample_log_det(sum_log_dets(log_dets) if jac else 0.0, reference, jac)
         if len(outputs) == 1 and not self.force_tuple_output:
             return outputs[0], log_det
         return tuple(outputs), log_det
 
-    def _checked_modules(self, reference: Tensor, rev: bool, jac: bool, record: list | None = None) -> tuple:
-        """The modules, each wrapped to verify its answer (and record its log-det)."""
+    def _checked_modules(self, reference: Tensor, rev: bool, jac: bool) -> tuple:
+        """The modules, each wrapped to verify its answer."""
         # Fetched through the module tree, so DataParallel/DDP replicas run their own copies.
         nodes = [node for node in self.node_list if node.module is not None]
         return tuple(
             _CheckedFeedForward(module, node) if node.kind == "feed_forward" else CheckedModule(
                 module, f"Node '{node.name}' ({type(module).__name__})",
-                len(node.input_dims if rev else node.output_dims), reference.shape[0], jac, record)
+                len(node.input_dims if rev else node.output_dims), reference.shape[0], jac)
             for module, node in zip(self.module_list, nodes)
         )
 
@@ -180,9 +181,7 @@ class GraphINN(Displayable, InvertibleModule):
             self._recording_runners[rev] = PlanRunner(plan, return_all_slots=True)
         runner = self._recording_runners[rev]
         reference = first_tensor(inputs, conditions)
-        step_log_dets: list[Any] = []
-        modules = self._checked_modules(reference, rev, jac, step_log_dets)
-        values, _ = runner.run(modules, inputs, conditions, rev, jac)
+        values, step_log_dets = runner.run(self._checked_modules(reference, rev, jac), inputs, conditions, rev, jac)
         nodes = runner.plan.step_nodes
         log_dets = {node: per_sample_log_det(ld, reference, jac) for node, ld in zip(nodes, step_log_dets)}
         return dict(zip(runner.plan.slot_values, values)), log_dets

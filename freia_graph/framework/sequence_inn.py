@@ -8,7 +8,13 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from freia_graph.framework.calls import CheckedModule, as_tensor_list, check_tensors, per_sample_log_det
+from freia_graph.framework.calls import (
+    CheckedModule,
+    as_tensor_list,
+    check_tensors,
+    per_sample_log_det,
+    sum_log_dets,
+)
 from freia_graph.framework.display import Displayable
 from freia_graph.modules.base import InvertibleModule, Shape, normalize_shapes
 
@@ -155,28 +161,21 @@ class SequenceINN(Displayable, InvertibleModule):
         modules = tuple(self.module_list)  # through the module tree, so DataParallel replicas use their own
         if verify:
             modules = tuple(CheckedModule(module, f"module {position} ({type(module).__name__})", 1,
-                                          inputs[0].shape[0], jac, None) for position, module in enumerate(modules))
+                                          inputs[0].shape[0], jac) for position, module in enumerate(modules))
         steps = list(zip(modules, self.conditions))
         if backwards:
             steps.reverse()
         values: tuple[Tensor, ...] = tuple(inputs)
-        log_det: Any = 0.0
-        constant: Any = 0.0  # log-dets given as numbers are summed apart and added once
+        log_dets = []
         for module, cond in steps:
             if cond is None:
                 values, step_log_det = module(values, rev=backwards, jac=jac)
             else:
                 values, step_log_det = module(values, c=[conditions[cond]], rev=backwards, jac=jac)
-            if jac:
-                if isinstance(step_log_det, Tensor):
-                    log_det = log_det + step_log_det
-                else:
-                    constant = constant + step_log_det
-        if constant:
-            log_det = log_det + constant
+            log_dets.append(step_log_det)
         if verify:
             self._verified.add((backwards, jac))
-        log_det = per_sample_log_det(log_det, inputs[0], jac)
+        log_det = per_sample_log_det(sum_log_dets(log_dets) if jac else 0.0, inputs[0], jac)
         return (tuple(values) if self.force_tuple_output else values[0]), log_det
 
     def __len__(self) -> int:
