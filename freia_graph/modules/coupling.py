@@ -163,7 +163,7 @@ class _TwoSidedCoupling(_Coupling):
         raise NotImplementedError
 
 
-class NICECouplingBlock(_TwoSidedCoupling):
+class NICECouplingBlock(_Coupling):
     r"""Additive coupling of NICE (Dinh et al., 2014, "NICE: Non-linear Independent Components Estimation").
 
     With the input split along the channels into :math:`x_1, x_2`:
@@ -202,15 +202,23 @@ class NICECouplingBlock(_TwoSidedCoupling):
         self.F = self._subnet(subnet_constructor, self.split_len2 + self.condition_length, self.split_len1)
         self.G = self._subnet(subnet_constructor, self.split_len1 + self.condition_length, self.split_len2)
 
-    @staticmethod
-    def _shift(x: Tensor, shift: Tensor, rev: bool, jac: bool) -> tuple[Tensor, Tensor | None]:
-        return (x - shift if rev else x + shift), (x.new_zeros(()) if jac else None)
-
-    def _transform1(self, x1: Tensor, u2: Tensor, rev: bool, jac: bool) -> tuple[Tensor, Tensor | None]:
-        return self._shift(x1, self.F(u2), rev, jac)
-
-    def _transform2(self, x2: Tensor, u1: Tensor, rev: bool, jac: bool) -> tuple[Tensor, Tensor | None]:
-        return self._shift(x2, self.G(u1), rev, jac)
+    def forward(
+        self,
+        x_or_z: Sequence[Tensor],
+        c: Sequence[Tensor] | None = None,
+        rev: bool = False,
+        jac: bool = True,
+    ) -> tuple[tuple[Tensor], Tensor | None]:
+        # Written out rather than through _TwoSidedCoupling's per-half hooks: additive halves need no
+        # per-half log-dets, so the call makes one zero instead of two zeros and their sum.
+        x1, x2 = self._split(x_or_z[0])
+        if rev:
+            y2 = x2 - self.G(self._subnet_input(x1, c))
+            y1 = x1 - self.F(self._subnet_input(y2, c))
+        else:
+            y1 = x1 + self.F(self._subnet_input(x2, c))
+            y2 = x2 + self.G(self._subnet_input(y1, c))
+        return (torch.cat((y1, y2), 1),), (y1.new_zeros(()) if jac else None)
 
 
 class RNVPCouplingBlock(_TwoSidedCoupling, _AffineCoupling):

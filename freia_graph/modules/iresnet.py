@@ -97,7 +97,14 @@ class IResNetLayer(InvertibleModule):
     ``requires_grad`` on the caller's input; here it is differentiable and the input is untouched. FrEIA
     detaches the fixed-point iterate, so gradients through the inverse are those of :math:`I` instead of
     :math:`(I + J_g)^{-1}`. FrEIA accepts conditions and ignores them; here they feed :math:`g`.
-    ``exact_log_det`` is new. The layers live in ``layers`` and :meth:`residual` is a method (FrEIA also
+    ``exact_log_det`` is new.
+
+    Speed: a training step (forward + backward, batch 64, 16 features, ``internal_size=32``, two internal
+    layers, 10 series terms) takes about 4.0 ms against FrEIA's 2.2 ms (1.8x). Almost all of the difference is
+    the log-det's gradient (the series' vector-Jacobian products are differentiated once more), which
+    FrEIA does not compute; the exact norms cost about 0.6 ms of it.
+
+    The layers live in ``layers`` and :meth:`residual` is a method (FrEIA also
     keeps an ``nn.Sequential`` named ``residual``), so state_dict keys differ from FrEIA's.
 
     Args:
@@ -220,13 +227,17 @@ class IResNetLayer(InvertibleModule):
 
     def _estimated_log_det(self, x: Tensor, residual: Callable[[Tensor], Tensor]) -> Tensor:
         _, vjp = torch.func.vjp(residual, x)
-        probes = torch.randn((self.hutchinson_samples, *x.shape), dtype=x.dtype, device=x.device).sign()
-        feature_dims = tuple(range(2, probes.dim()))
+        samples = self.hutchinson_samples
+        # One probe (the default) is applied directly: vmap would cost a third of the training step.
+        shape = x.shape if samples == 1 else (samples, *x.shape)
+        probes = torch.randn(shape, dtype=x.dtype, device=x.device).sign()
+        apply_transposed_jacobian = vjp if samples == 1 else torch.func.vmap(vjp)
+        feature_dims = tuple(range(probes.dim() - x.dim() + 1, probes.dim()))
         power, log_det = probes, x.new_zeros(x.shape[0])
         for k in range(1, self.jacobian_iterations + 1):
-            (power,) = torch.func.vmap(vjp)(power)
-            trace = (power * probes).sum(dim=feature_dims).mean(dim=0)
-            log_det = log_det + (-1) ** (k + 1) / k * trace
+            (power,) = apply_transposed_jacobian(power)
+            trace = (power * probes).sum(dim=feature_dims)
+            log_det = log_det + (-1) ** (k + 1) / k * (trace if samples == 1 else trace.mean(dim=0))
         return log_det
 
     def forward(

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._coupling_tools import single_input
@@ -167,6 +168,19 @@ class _FixedChannelMatrix(InvertibleModule):
         log_abs_det = torch.linalg.slogdet(weight.double()).logabsdet * math.prod(shape[1:])
         self.register_buffer("log_det", log_abs_det.to(weight.dtype))
 
+    def _mix(self, matrix: Tensor, x: Tensor, bias: Tensor | None) -> Tensor:
+        """``matrix @ x_c (+ bias)`` for the channel vector of every sample and position.
+
+        Vectors take one fused ``addmm``; images are viewed as ``(N, C, positions)`` and take one batched
+        product, several times faster than moving the channels last (or a 1x1 convolution) and back.
+        """
+        if x.dim() == 2:
+            return F.linear(x, matrix, bias)
+        rows = x.reshape(x.shape[0], x.shape[1], -1)
+        if bias is None:
+            return torch.matmul(matrix, rows).view(x.shape)
+        return torch.baddbmm(bias.view(-1, 1), matrix.expand(x.shape[0], -1, -1), rows).view(x.shape)
+
     def forward(
         self,
         x_or_z: Sequence[Tensor],
@@ -175,8 +189,8 @@ class _FixedChannelMatrix(InvertibleModule):
         jac: bool = True,
     ) -> tuple[tuple[Tensor, ...], Tensor]:
         if rev:
-            return (mix_channels(x_or_z[0] - self.bias, self.weight_inverse),), -self.log_det
-        return (mix_channels(x_or_z[0], self.weight) + self.bias,), self.log_det
+            return (self._mix(self.weight_inverse, x_or_z[0] - self.bias, None),), -self.log_det
+        return (self._mix(self.weight, x_or_z[0], self.bias),), self.log_det
 
     def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
         """The shapes are unchanged."""

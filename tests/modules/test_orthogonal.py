@@ -96,3 +96,25 @@ def test_orthogonal_transform_clamps_the_log_scale():
 def test_bad_arguments_raise(block, kwargs, error, match):
     with pytest.raises(error, match=match):
         block(**kwargs)
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 8])
+@pytest.mark.parametrize("repeated_eigenvalues", [False, True])
+def test_skew_exponential_matches_matrix_exp_and_its_gradient(size, repeated_eigenvalues):
+    """The eigendecomposition-based exponential and its hand-written gradient against autograd's
+    matrix_exp, through the parametrisation the block uses (A -> exp(A - A^T))."""
+    from freia_graph.modules.orthogonal import _SkewExp
+
+    generator = torch.Generator().manual_seed(size)
+    a = torch.randn(size, size, dtype=torch.float64, generator=generator)
+    if repeated_eigenvalues:  # the zero matrix: every eigenvalue equal
+        a = a * 0
+    weights = torch.randn(size, size, dtype=torch.float64, generator=generator)
+    gradients = []
+    for exponential in (_SkewExp.apply, torch.linalg.matrix_exp):
+        parameter = a.clone().requires_grad_(True)
+        rotation = exponential(parameter - parameter.T)
+        (rotation * weights).sum().backward()
+        gradients.append((rotation.detach(), parameter.grad))
+    torch.testing.assert_close(gradients[0][0], gradients[1][0], atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(gradients[0][1], gradients[1][1], atol=1e-10, rtol=1e-10)
