@@ -102,15 +102,15 @@ class GraphINN(Displayable, InvertibleModule):
         self._runners = tuple(PlanRunner(plan) for plan in self.plans)
         self._recording_runners: dict[bool, PlanRunner] = {}
         self._verified: set[tuple[bool, bool]] = set()  # directions whose module answers were checked
-        self._names = {False: ([n.name for n in self.input_nodes], [n.name for n in self.output_nodes]),
-                       True: ([n.name for n in self.output_nodes], [n.name for n in self.input_nodes])}
+        # the names of the tensors a call takes, per direction: InputNodes forward, OutputNodes in reverse
+        self._input_names = {False: [n.name for n in self.input_nodes], True: [n.name for n in self.output_nodes]}
         self._condition_names = [n.name for n in self.condition_nodes]
         self._expected = {  # per direction: the shapes and labels of a call's tensors, for check_tensors
             rev: (shapes + self.dims_c,
                   [f"{what} '{name}'" for name in names] + [f"condition '{name}'" for name in self._condition_names])
             for rev, shapes, names, what in (
-                (False, self.dims_in, self._names[False][0], "input"),
-                (True, self.output_dims(self.dims_in), self._names[True][0], "reverse input"),
+                (False, self.dims_in, self._input_names[False], "input"),
+                (True, self.output_dims(self.dims_in), self._input_names[True], "reverse input"),
             )
         }
         if verbose:
@@ -145,7 +145,7 @@ class GraphINN(Displayable, InvertibleModule):
             direction, in both directions, so ``values[(node, i)]`` is the same quantity forward and
             backwards; in reverse ``log_dets[node]`` is that node's reverse log-det.
         """
-        inputs = as_tensor_list(x_or_z, self._names[rev][0], "input" if not rev else "reverse input")
+        inputs = as_tensor_list(x_or_z, self._input_names[rev], "input" if not rev else "reverse input")
         conditions = as_tensor_list(c, self._condition_names, "condition")
         if self.check_inputs:
             check_tensors(inputs + conditions, *self._expected[rev])
@@ -208,7 +208,7 @@ class GraphINN(Displayable, InvertibleModule):
         Every input element is perturbed by ``±h`` in all samples at once (samples are independent),
         so it costs two passes per input element.
         """
-        inputs = as_tensor_list(x, self._names[rev][0], "input")
+        inputs = as_tensor_list(x, self._input_names[rev], "input")
         sizes = [t[0].numel() for t in inputs]
         flat = torch.cat([t.flatten(1) for t in inputs], dim=1)
         shapes = [t.shape for t in inputs]
