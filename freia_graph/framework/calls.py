@@ -28,6 +28,12 @@ def as_tensor_list(values: Any, names: Sequence[str], what: str) -> list[Tensor]
     """The caller's tensors as a list in node order: from a tensor, a list/tuple or a dict keyed by name.
 
     Only the container and the count are checked here; :func:`check_tensors` checks the tensors.
+
+    Example:
+        >>> import torch
+        >>> x = torch.zeros(2, 3)
+        >>> as_tensor_list({"b": x, "a": x}, ["a", "b"], "input") == [x, x], as_tensor_list(x, ["a"], "input")[0] is x
+        (True, True)
     """
     if isinstance(values, Tensor):
         values = [values]
@@ -59,6 +65,13 @@ def check_tensors(tensors: Sequence[Tensor], shapes: Sequence[Shape], labels: Se
         labels: how to name each in an error, e.g. ``"input 'x'"``.
 
     The common case is one cheap comparison per tensor; messages are only built on failure.
+
+    Example:
+        >>> import torch
+        >>> check_tensors([torch.zeros(2, 3), torch.zeros(5, 1)], [(3,), (1,)], ["input 'x'", "condition 'c'"])
+        Traceback (most recent call last):
+        ...
+        ValueError: condition 'c' has batch size 5, but input 'x' has 2
     """
     for label, tensor in zip(labels, tensors):
         if not isinstance(tensor, Tensor):
@@ -107,6 +120,13 @@ class CheckedModule:
 def verified_answer(answer: Any, where: str, n_outputs: int, batch: int, jac: bool) -> tuple[tuple, Any]:
     """Check that a module's answer honours the contract; returns it unpacked.
 
+    Example:
+        >>> import torch
+        >>> verified_answer(torch.zeros(2, 3), "Node 'a'", 1, 2, True)
+        Traceback (most recent call last):
+        ...
+        ValueError: Node 'a' must return (outputs, log_det), got Tensor
+
     Raises:
         ValueError: naming ``where`` (the node) and what was wrong.
     """
@@ -132,6 +152,11 @@ def sum_log_dets(log_dets: Sequence[Any]) -> Any:
     Log-dets given as plain numbers (permutations, splits, volume-preserving blocks) are summed as
     numbers and added to the tensors once, and the first tensor is taken as it is, so a graph launches
     one addition per tensor log-det after the first, plus at most one.
+
+    Example:
+        >>> import torch
+        >>> sum_log_dets([0.0, torch.tensor([1.0, 2.0]), 0.5, torch.tensor([1.0, 1.0])])
+        tensor([2.5000, 3.5000])
     """
     total: Any = None
     constant: Any = 0.0
@@ -146,7 +171,13 @@ def sum_log_dets(log_dets: Sequence[Any]) -> Any:
 
 
 def per_sample_log_det(log_det: Any, reference: Tensor, jac: bool) -> Tensor:
-    """The summed log-det as a ``(batch,)`` tensor (zeros with ``jac=False``), without host-device copies."""
+    """The summed log-det as a ``(batch,)`` tensor (zeros with ``jac=False``), without host-device copies.
+
+    Example:
+        >>> import torch
+        >>> per_sample_log_det(0.5, torch.zeros(3, 2), jac=True)
+        tensor([0.5000, 0.5000, 0.5000])
+    """
     batch = reference.shape[0]
     if not jac:
         return reference.new_zeros(batch)
@@ -160,7 +191,13 @@ def per_sample_log_det(log_det: Any, reference: Tensor, jac: bool) -> Tensor:
 
 
 def first_tensor(*groups: Sequence[Tensor]) -> Tensor:
-    """The first tensor of a call, to take batch size, dtype and device from."""
+    """The first tensor of a call, to take batch size, dtype and device from.
+
+    Example:
+        >>> import torch
+        >>> first_tensor([], [torch.ones(1)])
+        tensor([1.])
+    """
     for group in groups:
         if group:
             return group[0]

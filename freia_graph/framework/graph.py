@@ -166,7 +166,14 @@ def _sorted_by_position(edges: Iterable[tuple[BaseNode, BaseNode]], node_list: S
 
 
 def forward_order(graph: nx.MultiDiGraph, node_list: Sequence[BaseNode]) -> list[BaseNode]:
-    """A deterministic topological order: among the nodes that are ready, the earliest in ``node_list`` first."""
+    """A deterministic topological order: among the nodes that are ready, the earliest in ``node_list`` first.
+
+    Example:
+        >>> from freia_graph.framework import InputNode, OutputNode
+        >>> x = InputNode(4, name="x"); z = OutputNode(x, name="z")
+        >>> [node.name for node in forward_order(build_graph([z, x]), [z, x])]
+        ['x', 'z']
+    """
     return _sorted_by_position(graph.edges(), node_list)
 
 
@@ -175,6 +182,12 @@ def reverse_order(graph: nx.MultiDiGraph, node_list: Sequence[BaseNode]) -> list
 
     Invertible edges flip direction; condition edges keep theirs, because conditions (and the
     feed-forward nodes computing them) must be known before the nodes they condition are inverted.
+
+    Example:
+        >>> from freia_graph.framework import InputNode, OutputNode
+        >>> x = InputNode(4, name="x"); z = OutputNode(x, name="z")
+        >>> [node.name for node in reverse_order(build_graph([x, z]), [x, z])]
+        ['z', 'x']
     """
     edges = ((s, t) if condition else (t, s) for s, t, condition in graph.edges(data="condition"))
     return _sorted_by_position(edges, node_list)

@@ -87,6 +87,15 @@ def compile_plan(
             module indices (modules are registered in node_list order).
         rev: whether the plan runs the graph backwards.
         reuse_slots: reuse a slot once its value is dead (False keeps every value, for intermediate outputs).
+
+    Example:
+        >>> import freia_graph.framework as Ff, freia_graph.modules as Fm
+        >>> from freia_graph.framework.graph import build_graph, forward_order
+        >>> x = Ff.InputNode(4); a = Ff.Node(x, Fm.PermuteRandom, {}); b = Ff.Node(a, Fm.PermuteRandom, {})
+        >>> nodes = [x, a, b, Ff.OutputNode(b)]
+        >>> plan = compile_plan(forward_order(build_graph(nodes), nodes), nodes, rev=False)
+        >>> plan.n_slots, plan.steps
+        (1, ((0, (0,), None, (0,)), (1, (0,), None, (0,))))
     """
     module_index = {id(n): i for i, n in enumerate(n for n in node_list if n.module is not None)}
     inputs = [(n, 0) for n in node_list if n.kind == "input"]
