@@ -3,9 +3,10 @@
 A generic interpreter loop costs about a microsecond per step (building argument lists from a slot list,
 writing results back). The generated function does only what a hand-written forward pass would: each
 step is one call whose arguments are local variables, and rebinding a variable releases the value it
-held, exactly as the plan's slot reuse intends. Each step is a single line (compiling the code costs
-about 10 µs a line); the steps' log-dets are returned together (``calls.sum_log_dets`` adds them up).
-``runner.source`` shows the code.
+held, exactly as the plan's slot reuse intends. Modules are called with the contract's positional
+order ``(x_or_z, c, rev, jac)``: keyword arguments cost a dict per call in ``nn.Module.__call__``.
+Each step is a single line (compiling the code costs about 10 µs a line); the steps' log-dets are
+returned together (``calls.sum_log_dets`` adds them up). ``runner.source`` shows the code.
 
 Example of generated code for a split into a coupling and a permutation, merged again::
 
@@ -13,10 +14,10 @@ Example of generated code for a split into a coupling and a permutation, merged 
         s0, = inputs
         s1, = conditions
         log_dets = [None] * 4
-        (s0, s2), log_dets[0] = modules[0]([s0], rev=rev, jac=jac)
-        (s0,), log_dets[1] = modules[1]([s0], c=[s1], rev=rev, jac=jac)
-        (s2,), log_dets[2] = modules[2]([s2], rev=rev, jac=jac)
-        (s2,), log_dets[3] = modules[3]([s0, s2], rev=rev, jac=jac)
+        (s0, s2), log_dets[0] = modules[0]([s0], None, rev, jac)
+        (s0,), log_dets[1] = modules[1]([s0], [s1], rev, jac)
+        (s2,), log_dets[2] = modules[2]([s2], None, rev, jac)
+        (s2,), log_dets[3] = modules[3]([s0, s2], None, rev, jac)
         return [s2], log_dets
 """
 
@@ -55,8 +56,8 @@ def _source(plan: Plan, return_all_slots: bool) -> str:
         lines.append(f"    {_targets(write)} = as_tuple(modules[{index}]({_names(read)}))")
     lines.append(f"    log_dets = [None] * {len(plan.steps)}")
     for step, (index, read, read_conditions, write) in enumerate(plan.steps):
-        conditions = "" if read_conditions is None else f", c=[{_names(read_conditions)}]"
-        call = f"modules[{index}]([{_names(read)}]{conditions}, rev=rev, jac=jac)"
+        conditions = "None" if read_conditions is None else f"[{_names(read_conditions)}]"
+        call = f"modules[{index}]([{_names(read)}], {conditions}, rev, jac)"
         lines.append(f"    ({_targets(write)}), log_dets[{step}] = {call}")
     returned = range(plan.n_slots) if return_all_slots else plan.output_slots
     lines.append(f"    return [{_names(returned)}], log_dets")
@@ -75,7 +76,7 @@ class PlanRunner:
         >>> x = Ff.InputNode(4); p = Ff.Node(x, Fm.PermuteRandom, {"seed": 0})
         >>> inn = Ff.GraphINN([x, p, Ff.OutputNode(p)])
         >>> print(PlanRunner(inn.plans[0]).source.splitlines()[3])
-            (s0,), log_dets[0] = modules[0]([s0], rev=rev, jac=jac)
+            (s0,), log_dets[0] = modules[0]([s0], None, rev, jac)
     """
 
     def __init__(self, plan: Plan, return_all_slots: bool = False):

@@ -168,10 +168,8 @@ class SequenceINN(Displayable, InvertibleModule):
         values: tuple[Tensor, ...] = tuple(inputs)
         log_dets = []
         for module, cond in steps:
-            if cond is None:
-                values, step_log_det = module(values, rev=backwards, jac=jac)
-            else:
-                values, step_log_det = module(values, c=[conditions[cond]], rev=backwards, jac=jac)
+            # positional, in the contract's order: keyword arguments cost a dict per call
+            values, step_log_det = module(values, None if cond is None else [conditions[cond]], backwards, jac)
             log_dets.append(step_log_det)
         if verify:
             self._verified.add((backwards, jac))

@@ -283,5 +283,5 @@ def test_generated_runner_reads_like_a_hand_written_pass():
     inn, _, _ = build("split_merge")
     source = inn._runners[0].source
     assert source.splitlines()[0] == "def run(modules, inputs, conditions, rev, jac):"
-    assert "    (s0, s1), log_dets[0] = modules[0]([s0], rev=rev, jac=jac)\n" in source
-    assert "    (s0,), log_dets[3] = modules[3]([s1, s0], rev=rev, jac=jac)\n" in source
+    assert "    (s0, s1), log_dets[0] = modules[0]([s0], None, rev, jac)\n" in source
+    assert "    (s0,), log_dets[3] = modules[3]([s1, s0], None, rev, jac)\n" in source
