@@ -25,7 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code.
 
     Example:
-        >>> main(["--help"])  # doctest: +SKIP
+        >>> args = build_parser().parse_args(["demo", "--out", "demo_out", "--steps", "10"])
+        >>> args.command, args.steps
+        ('demo', 10)
     """
     args = build_parser().parse_args(argv)
     return int(args.run(args) or 0)
