@@ -45,15 +45,6 @@ def as_tensor_list(value: Inputs, what: str = "x") -> list[Tensor]:
     return items
 
 
-def _is_sequence_inn(model: nn.Module) -> bool:
-    try:
-        from freia_graph.framework import SequenceINN
-    except ImportError:
-        return False
-    # torch.compile wraps modules; look through the wrapper.
-    return isinstance(getattr(model, "_orig_mod", model), SequenceINN)
-
-
 def run_model(
     model: nn.Module,
     xs: Sequence[Tensor],
@@ -63,8 +54,8 @@ def run_model(
 ) -> tuple[object, object]:
     """Call a block, GraphINN or SequenceINN with lists of tensors; returns its raw ``(outputs, log_det)``.
 
-    SequenceINNs take one tensor, everything else a list; conditions are passed as a list, or None when
-    there are none.
+    Inputs are passed as a list (a SequenceINN takes a one-element list too); conditions as a list, or
+    None when there are none.
 
     Example:
         >>> from freia_graph.modules import PermuteRandom
@@ -72,12 +63,7 @@ def run_model(
         >>> type(outputs).__name__, log_det
         ('tuple', 0.0)
     """
-    conditions = list(cs) if cs else None
-    if _is_sequence_inn(model):
-        if len(xs) != 1:
-            raise TypeError(f"a SequenceINN takes one input tensor, got {len(xs)}")
-        return model(xs[0], c=conditions, rev=rev, jac=jac)
-    return model(list(xs), c=conditions, rev=rev, jac=jac)
+    return model(list(xs), c=list(cs) if cs else None, rev=rev, jac=jac)
 
 
 def call(
