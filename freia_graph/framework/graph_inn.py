@@ -97,8 +97,8 @@ class GraphINN(Displayable, InvertibleModule):
         self.force_tuple_output = force_tuple_output
         self.check_inputs = check_inputs
         self.module_list = nn.ModuleList([n.module for n in node_list if n.module is not None])
-        orders = (forward_order(graph, node_list), reverse_order(graph, node_list))
-        self.plans = tuple(compile_plan(order, node_list, rev=bool(rev)) for rev, order in enumerate(orders))
+        self._orders = (forward_order(graph, node_list), reverse_order(graph, node_list))
+        self.plans = tuple(compile_plan(order, node_list, rev=bool(rev)) for rev, order in enumerate(self._orders))
         self._runners = tuple(PlanRunner(plan) for plan in self.plans)
         self._recording_runners: dict[bool, PlanRunner] = {}
         self._verified: set[tuple[bool, bool]] = set()  # directions whose module answers were checked
@@ -114,7 +114,7 @@ class GraphINN(Displayable, InvertibleModule):
             )
         }
         if verbose:
-            for rev, order in enumerate(orders):
+            for rev, order in enumerate(self._orders):
                 print(f"{'reverse' if rev else 'forward'} order: " + " -> ".join(n.name for n in order))
 
     def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
@@ -176,8 +176,7 @@ class GraphINN(Displayable, InvertibleModule):
 
     def _run_recording(self, inputs: list[Tensor], conditions: list[Tensor], rev: bool, jac: bool) -> tuple:
         if rev not in self._recording_runners:
-            order = (reverse_order if rev else forward_order)(self.graph, self.node_list)
-            plan = compile_plan(order, self.node_list, rev=rev, reuse_slots=False)
+            plan = compile_plan(self._orders[rev], self.node_list, rev=rev, reuse_slots=False)
             self._recording_runners[rev] = PlanRunner(plan, return_all_slots=True)
         runner = self._recording_runners[rev]
         reference = first_tensor(inputs, conditions)
