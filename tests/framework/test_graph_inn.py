@@ -207,10 +207,10 @@ def test_module_list_keys_are_deterministic_across_builds_and_processes():
 def test_orders_are_deterministic_and_conditions_come_first_in_reverse():
     inn, _, _ = build("conditional")
     again, _, _ = build("conditional")
-    names = [[node.name for node in plan.step_nodes] for plan in inn.plans]
-    assert names == [[node.name for node in plan.step_nodes] for plan in again.plans]
+    names = [[step.node.name for step in plan.invertible_steps] for plan in inn.plans]
+    assert names == [[step.node.name for step in plan.invertible_steps] for plan in again.plans]
     assert names[0] == ["a", "b", "c"] and names[1] == ["c", "b", "a"]
-    assert [node.name for node in inn.plans[1].feed_forward_nodes] == ["embedding"]
+    assert [step.node.name for step in inn.plans[1].steps if step.feed_forward] == ["embedding"]
 
 
 def test_lookup_by_name_and_output_dims():
