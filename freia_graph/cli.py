@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     from freia_graph import demo
     from freia_graph.testing import command
 
-    parser = _Parser(prog="freia-graph", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="freia-graph", description=__doc__.splitlines()[0].replace("``", ""))
     commands = parser.add_subparsers(dest="command", required=True)
     demo.add_arguments(commands.add_parser("demo", help=demo.__doc__.splitlines()[0]))
     command.add_arguments(commands.add_parser("check", help=command.__doc__.splitlines()[0]))
