@@ -16,6 +16,8 @@ import argparse
 import importlib.util
 import json
 import math
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from torch import Tensor, nn
 
 from freia_graph.testing import exact_log_det
 
-__all__ = ["add_arguments", "run", "build_flow", "toy_data", "LabelEmbedding"]
+__all__ = ["add_arguments", "run", "build_flow", "toy_data", "LabelEmbedding", "progress_bar"]
 
 CLASSES, FEATURES = 3, 4
 DEFAULT_STEPS = 2000
@@ -129,13 +131,25 @@ def _negative_log_likelihood(flow: nn.Module, x: Tensor, label: Tensor) -> Tenso
     return -log_prob.mean() / FEATURES
 
 
-def _train(flow: nn.Module, steps: int, generator: torch.Generator) -> list[float]:
+def progress_bar(steps: int) -> Any:
+    """A tqdm bar over the training steps: at most one update a second, and none unless stdout and the
+    bar's own stream (stderr) are terminals, so logs of ``freia-graph demo > log`` stay short.
+
+    Example:
+        >>> progress_bar(10).disable  # doctests do not print to a terminal
+        True
+    """
     from tqdm.auto import tqdm
 
+    return tqdm(range(steps), desc="training", unit="step", mininterval=1.0,
+                disable=True if not sys.stdout.isatty() else None)
+
+
+def _train(flow: nn.Module, steps: int, generator: torch.Generator) -> list[float]:
     optimizer = torch.optim.Adam(flow.parameters(), lr=2e-3, foreach=True)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
     losses = []
-    progress = tqdm(range(steps), desc="training", unit="step")
+    progress = progress_bar(steps)
     for step in progress:
         x, label = toy_data(256, generator)
         loss = _negative_log_likelihood(flow, x, label)
@@ -218,8 +232,27 @@ def _plot_loss(losses: list[float], path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
+def _output_folder(out: Path) -> Path:
+    """The ``--out`` folder, created if missing; a path that is a file or cannot be written is a bad argument."""
+    from freia_graph.cli import UsageError
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is an existing file; give a folder (it is created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--out {out}: cannot create the folder ({error.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: the folder is not writable")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the demo; returns 0 when the checks pass, 1 otherwise."""
+    """Run the demo; returns 0 when the checks pass, 1 otherwise.
+
+    Raises:
+        UsageError: when ``--out`` is a file or a folder that cannot be created or written.
+    """
     missing = [name for name in ("matplotlib", "tqdm") if importlib.util.find_spec(name) is None]
     if missing:
         raise SystemExit(f"the demo needs {' and '.join(missing)}: pip install 'freia_graph[demo]'")
@@ -238,8 +271,7 @@ def _run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _output_folder(Path(args.out))
     flow = build_flow()
     save(flow, out / "graph.svg")
     save(flow, out / "graph.png")

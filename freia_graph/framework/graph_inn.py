@@ -133,6 +133,21 @@ class GraphINN(Displayable, InvertibleModule):
             shapes = None
         return shapes, labels, positions
 
+    @property
+    def dims_out(self) -> list[Shape]:
+        """The shapes of the graph's outputs without the batch dimension, in OutputNode order (the
+        counterpart of ``dims_in``).
+
+        Example:
+            >>> import freia_graph.framework as Ff, freia_graph.modules as Fm
+            >>> x = Ff.InputNode(6, name="x")
+            >>> split = Ff.Node(x, Fm.Split, {"section_sizes": [4, 2]}, name="split")
+            >>> inn = Ff.GraphINN([x, split, Ff.OutputNode(split.out0), Ff.OutputNode(split.out1)])
+            >>> inn.dims_in, inn.dims_out
+            ([(6,)], [(4,), (2,)])
+        """
+        return [n.input_dims[0] for n in self.output_nodes]
+
     def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
         """The shapes of the graph's outputs, checking ``input_dims`` against the InputNodes."""
         if normalize_shapes(input_dims) != self.dims_in:

@@ -131,6 +131,19 @@ class SequenceINN(Displayable, InvertibleModule):
             raise ValueError(f"module {position}: {type(module).__name__} was built for inputs {module.dims_in} "
                              f"and conditions {module.dims_c}, but here it gets {dims_in} and {condition_dims}")
 
+    @property
+    def dims_out(self) -> list[Shape]:
+        """The output shape without the batch dimension, as a one-element list (the counterpart of ``dims_in``).
+
+        Example:
+            >>> import freia_graph.framework as Ff, freia_graph.modules as Fm
+            >>> inn = Ff.SequenceINN(3, 4, 4)
+            >>> inn.append(Fm.IRevNetDownsampling)
+            >>> inn.dims_in, inn.dims_out, inn[::-1].dims_out
+            ([(3, 4, 4)], [(12, 2, 2)], [(3, 4, 4)])
+        """
+        return self.output_dims(self.dims_in)
+
     def output_dims(self, input_dims: list[Shape] | None = None) -> list[Shape]:
         """The output shape, checking ``input_dims`` when given (FrEIA code calls ``inn.output_dims()``
         to build the next block).

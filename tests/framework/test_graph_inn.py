@@ -285,3 +285,12 @@ def test_generated_runner_reads_like_a_hand_written_pass():
     assert source.splitlines()[0] == "def run(modules, inputs, conditions, rev, jac):"
     assert "    (s0, s1), log_dets[0] = modules[0]([s0], None, rev, jac)\n" in source
     assert "    (s0,), log_dets[3] = modules[3]([s1, s0], None, rev, jac)\n" in source
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dims_out_are_the_shapes_a_forward_call_returns(name):
+    inn, inputs, conditions = build(name)
+    outputs, _ = inn(inputs, c=conditions or None)
+    outputs = outputs if isinstance(outputs, (tuple, list)) else [outputs]
+    assert inn.dims_out == [tuple(z.shape[1:]) for z in outputs] == inn.output_dims(inn.dims_in)
+    assert inn.dims_in == [tuple(x.shape[1:]) for x in inputs]
