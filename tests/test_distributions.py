@@ -409,6 +409,8 @@ ERRORS = [
     ("sample shape", lambda: _flow_2d().sample((2, 3)), ValueError, r"shape \(n,\)"),
     ("temperature", lambda: _flow_2d().sample(3, temperature=0.0), ValueError, "temperature"),
     ("condition count", lambda: _flow_2d().sample(3, c=torch.zeros(1)), ValueError, "condition"),
+    ("condition shape", lambda: conditional_flow().sample(3, c=torch.zeros(2)), ValueError,
+     r"condition 'c\[0\]' has shape \(2,\)"),
     ("dequantization", lambda: _flow_2d().bits_per_dim(torch.zeros(2, 2), dequantization="gauss"), ValueError,
      "dequantization"),
     ("bad event shape", lambda: StandardNormal(2, 0), ValueError, "positive ints"),

@@ -53,7 +53,8 @@ class _Reference(LatentDistribution):
         self.register_buffer("_reference", torch.empty(0, dtype=dtype, device=device), persistent=False)
 
     def _noise(self, n: int) -> Tensor:
-        return torch.randn((n, *self.shape), dtype=self._reference.dtype, device=self._reference.device)
+        reference = self._reference
+        return torch.randn((n, *self.shape), dtype=reference.dtype, device=reference.device)
 
 
 class StandardNormal(_Reference):

@@ -158,8 +158,8 @@ class Flow(nn.Module, Distribution):
             return self._sample(n, c, temperature, with_log_prob=True)
 
     def _sample(self, n: Any, c: Tensors | None, temperature: float, with_log_prob: bool) -> tuple[Any, Any]:
-        count = _sample_count(n)
-        if not isinstance(temperature, (int, float)) or not temperature > 0:
+        count = n if type(n) is int and n > 0 else _sample_count(n)
+        if temperature != 1.0 and not (isinstance(temperature, (int, float)) and temperature > 0):
             raise ValueError(f"temperature must be a positive number, got {temperature!r}")
         conditions = None if c is None else self._broadcast_conditions(c, count)
         latents = [base.sample(count, temperature) for base in self.bases]
@@ -173,15 +173,22 @@ class Flow(nn.Module, Distribution):
 
     def _broadcast_conditions(self, c: Tensors, count: int) -> list[Tensor]:
         conditions = as_tensor_list(c, self._condition_names, "condition")
-        for index, (tensor, shape) in enumerate(zip(conditions, self._condition_shapes)):
+        for index, shape in enumerate(self._condition_shapes):
+            tensor = conditions[index]
             if not isinstance(tensor, Tensor):
                 raise TypeError(f"condition '{self._condition_names[index]}' must be a tensor, "
                                 f"got {type(tensor).__name__}")
-            if tensor.shape == shape:
-                conditions[index] = tensor.expand(count, *shape)
-            elif tensor.dim() == len(shape) + 1 and tensor.shape[0] == 1 and count != 1:
-                conditions[index] = tensor.expand(count, *shape)
+            if tensor.dim() == len(shape) or tensor.shape[0] == 1 != count:  # one condition for every sample
+                conditions[index] = self._expand(index, tensor, count)
         return conditions
+
+    def _expand(self, index: int, tensor: Tensor, count: int) -> Tensor:
+        shape = self._condition_shapes[index]
+        if tensor.shape[-len(shape):] != shape:
+            raise ValueError(f"condition '{self._condition_names[index]}' has shape {tuple(tensor.shape)}; give "
+                             f"one per sample, shape ({count}, {', '.join(map(str, shape))}), or one for all, "
+                             f"shape {shape}")
+        return tensor.expand(count, *shape)
 
     def bits_per_dim(self, x: Tensors, c: Tensors | None = None, dequantization: str = "uniform",
                      levels: int = 256) -> Tensor:
