@@ -48,13 +48,14 @@ class _Reference(LatentDistribution):
     def __init__(self, shape: tuple[int, ...], dtype: torch.dtype | None = None, device=None):
         super().__init__()
         self.shape = torch.Size(shape)
+        self._shape = tuple(shape)  # unpacked into torch.randn: cheaper than a torch.Size
         self._sum_dims = tuple(range(1, len(self.shape) + 1))
         self._size = math.prod(self.shape)
         self.register_buffer("_reference", torch.empty(0, dtype=dtype, device=device), persistent=False)
 
     def _noise(self, n: int) -> Tensor:
         reference = self._reference
-        return torch.randn((n, *self.shape), dtype=reference.dtype, device=reference.device)
+        return torch.randn(n, *self._shape, dtype=reference.dtype, device=reference.device)
 
 
 class StandardNormal(_Reference):
