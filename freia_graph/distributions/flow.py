@@ -41,6 +41,8 @@ class Flow(nn.Module, Distribution):
             for a learnable mean and scale); or one base per output, as a list in the order of the
             OutputNodes or a dict keyed by output node name, each a ``LatentDistribution`` instance, a
             class, or any ``torch.distributions.Distribution`` whose ``event_shape`` is the output's shape.
+            Bases built here (from ``None`` or a class) take the dtype and device of the graph's first
+            floating-point parameter or buffer; ``flow.to(...)`` moves everything later.
 
     Example:
         >>> import torch, freia_graph.framework as Ff, freia_graph.modules as Fm
