@@ -19,7 +19,8 @@ the class, or any coupling class taking ``subnet_constructor``). ``permutation=`
 permutation, ``"orthogonal"`` its soft one (``permute_soft=True``), and no permutation node is added.
 
 Permutations are seeded from ``seed`` (step ``k`` gets ``seed + k``), so the same call builds the same
-flow; subnet weights come from torch's global generator (``torch.manual_seed``).
+flow; subnet weights (and AllInOneBlock's own permutations) come from torch's global generator
+(``torch.manual_seed``).
 """
 
 from __future__ import annotations
@@ -92,6 +93,19 @@ def _coupling_class(coupling: object, owner: str) -> type[InvertibleModule]:
         ) from None
 
 
+def _coupling_arguments(owner: str, coupling_args: object, subnet_constructor: object) -> dict[str, Any]:
+    """The keyword arguments of every coupling: ``coupling_args`` plus the subnet constructor."""
+    if coupling_args is not None and not isinstance(coupling_args, dict):
+        raise TypeError(f"{owner}: coupling_args must be a dict of keyword arguments, got {coupling_args!r}")
+    if "subnet_constructor" in (coupling_args or {}):
+        raise ValueError(f"{owner}: pass the subnet as subnet_constructor=..., not inside coupling_args")
+    if not callable(subnet_constructor):
+        raise TypeError(
+            f"{owner}: subnet_constructor must be a callable f(c_in, c_out) -> nn.Module, got {subnet_constructor!r}"
+        )
+    return {**(coupling_args or {}), "subnet_constructor": subnet_constructor}
+
+
 def _step(
     owner: str,
     coupling: object,
@@ -113,20 +127,12 @@ def _step(
         )
     if not isinstance(actnorm, bool):
         raise TypeError(f"{owner}: actnorm must be True or False, got {actnorm!r}")
-    if coupling_args is not None and not isinstance(coupling_args, dict):
-        raise TypeError(f"{owner}: coupling_args must be a dict of keyword arguments, got {coupling_args!r}")
-    arguments = dict(coupling_args or {})
-    if "subnet_constructor" in arguments:
-        raise ValueError(f"{owner}: pass the subnet as subnet_constructor=..., not inside coupling_args")
-    if subnet_constructor is not None and not callable(subnet_constructor):
-        raise TypeError(
-            f"{owner}: subnet_constructor must be a callable f(c_in, c_out) -> nn.Module, got {subnet_constructor!r}"
-        )
-    arguments["subnet_constructor"] = subnet_constructor or default_subnet
-    if coupling_class is AllInOneBlock:
-        arguments.setdefault("permute_soft", permutation == "orthogonal")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise TypeError(f"{owner}: seed must be an int or None, got {seed!r}")
+    subnet = default_subnet if subnet_constructor is None else subnet_constructor
+    arguments = _coupling_arguments(owner, coupling_args, subnet)
+    if coupling_class is AllInOneBlock:
+        arguments.setdefault("permute_soft", permutation == "orthogonal")
     return _Step(coupling_class, arguments, permutation, actnorm, seed)
 
 
