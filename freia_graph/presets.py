@@ -326,6 +326,8 @@ def multiscale_flow(
 
     Returns:
         A :class:`~freia_graph.GraphINN` mapping ``x`` of shape ``(N, C, H, W)`` to the tuple of latents.
+        With a single latent (``levels=1`` or ``split_fraction=0``) it returns one tensor, like any
+        GraphINN; set ``flow.force_tuple_output = True`` for a tuple in every case.
 
     Example:
         >>> import torch

@@ -164,6 +164,8 @@ def test_multiscale_flow_structure():
     assert isinstance(flow.get_module_by_name("level1.permute1"), Fm.PermuteRandom)
     z, log_det = flow(torch.randn(2, 3, 16, 8), c=[torch.randn(2, 5), torch.randn(2, 1, 16, 8)])
     assert sum(t[0].numel() for t in z) == 3 * 16 * 8 and log_det.shape == (2,)
+    single, _ = multiscale_flow((1, 4, 4), levels=1, subnet_constructor=SMALL_CONV)(torch.randn(2, 1, 4, 4))
+    assert single.shape == (2, 4, 2, 2)  # one latent: one tensor, as from any GraphINN
 
 
 BAD_ARGUMENTS = [
