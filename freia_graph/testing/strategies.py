@@ -11,6 +11,7 @@ earlier choices, the first moves of each list) gives small graphs.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,9 +46,10 @@ __all__ = [
 ]
 
 Port = tuple[BaseNode, int]
-MOVES = ("block", "split", "concat", "reshape", "downsample", "feed_forward", "nested")
+MOVES = ("block", "split", "concat", "reshape", "downsample", "feed_forward", "read_flow", "nested")
 # How often each move is drawn when it fits, relative to the others: mostly blocks, the interesting part.
-_MOVE_WEIGHTS = {"block": 6, "split": 2, "concat": 2, "reshape": 1, "downsample": 1, "feed_forward": 1, "nested": 1}
+_MOVE_WEIGHTS = {"block": 6, "split": 2, "concat": 2, "reshape": 1, "downsample": 1, "feed_forward": 1,
+                 "read_flow": 1, "nested": 1}
 
 
 def vector_subnet(c_in: int, c_out: int) -> nn.Module:
@@ -369,6 +371,33 @@ class _Builder:
             output = (size, *shape[1:])
         self.declare(Ff.FeedForwardNode(port, output, layer, arguments, name=self.name("FeedForward")))
 
+    def _read_flow_candidates(self) -> list[tuple[Port, Port, BlockSpec]]:
+        specs = [spec for spec in self.options.blocks if spec.conditional and spec.condition_dims is None]
+        return [
+            (read, target, spec)
+            for read, target in itertools.permutations(self.open, 2)
+            if (shape := _reader_shape(_shape(read), _shape(target))) is not None
+            for spec in specs
+            if spec.accepts(_shape(target)) and spec.accepts_condition(_shape(target), shape)
+        ]
+
+    def _read_flow(self, candidates: list[tuple[Port, Port, BlockSpec]]) -> None:
+        """A feed-forward node reads one open port of the flow and conditions a block on another (FrEIA
+        HEAD's pattern). Only that block reads it: a node placed later could lie downstream of whichever
+        node consumes the read port, and conditioning it would make a cycle in reverse."""
+        read, target, spec = self.choose(candidates)
+        source, output = _shape(read), _reader_shape(_shape(read), _shape(target))
+        if len(output) == 1:
+            module: nn.Module = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(source), output[0]))
+        else:
+            module = nn.Conv2d(source[0], output[0], kernel_size=1)
+        reader = Ff.FeedForwardNode(read, output, module, None, name=self.name("ReadFlow"))
+        self.nodes.append(reader)
+        self.budget -= 1
+        node = Ff.Node(target, spec.module, spec.arguments_for(_shape(target)), conditions=reader,
+                       name=self.name(spec.module.__name__))
+        self.declare(node, [target])
+
     def _nested_candidates(self) -> list[Port]:
         return list(self.open) if self.depth < self.options.max_depth and self.budget >= 2 else []
 
@@ -389,6 +418,16 @@ class _Builder:
         inn = inner.build([_shape(port)], [_shape(c) for c in conditions])
         node = Ff.Node(port, inn, None, conditions=conditions or None, name=name)
         self.declare(node, [port], cost=1 + sum(n.module is not None for n in inner.nodes))
+
+
+def _reader_shape(read: Shape, target: Shape) -> Shape | None:
+    """What a feed-forward node reading a port of shape ``read`` gives a block on ``target``: a vector of 2
+    for a vector, two channels of the same size for an image of the read port's size; None if neither fits."""
+    if len(target) == 1:
+        return (2,)
+    if len(read) == 3 and len(target) == 3 and read[1:] == target[1:]:
+        return (2, *target[1:])
+    return None
 
 
 def _shapes(

@@ -121,3 +121,16 @@ def test_checks_accept_sequence_inns():
     check_invertible(sequence, x, [c], z=torch.randn(3, 6, dtype=torch.float64))
     with pytest.raises(ContractViolation, match=r"\[log_det\] SequenceINN\(dims_in=\[\(6,\)\], dims_c=\[\(3,\)\]\)"):
         check_log_det(sequence, x, [c])
+
+
+def test_drawn_graphs_include_feed_forward_nodes_reading_the_flow():
+    def reads_the_flow(inn) -> bool:
+        return any(node.kind == "feed_forward" and source.kind not in ("condition", "feed_forward")
+                   for node in inn.node_list for source, _ in node.conditions)
+
+    found = find(graphs(moves=["split", "read_flow", "block"], images=False, max_depth=0), reads_the_flow,
+                 settings=settings(max_examples=200, database=None))
+    x, c = [torch.randn(2, *shape, dtype=torch.float64) for shape in found.dims_in], []
+    perturb_parameters(found.double(), scale=0.3)
+    check_invertible(found, x, c)
+    check_log_det(found, x, c)
