@@ -79,8 +79,11 @@ class InvertibleModule(nn.Module):
       ``f⁻¹(f(x)) == x`` and ``log_det_forward == -log_det_reverse``. A log-det that does not depend on
       the sample may be returned as a 0-dim tensor or a Python number; with ``jac=False`` a module may
       return ``None`` instead.
-    * Graphs call ``forward`` positionally, ``module(x_or_z, c, rev, jac)``, so keep the parameters in
-      this order (``c`` is None for a module without conditions).
+    * Graphs call ``forward`` positionally, ``module(x_or_z, c, rev, jac)``, when it takes the parameters in
+      this order with ``c=None`` (``c`` is None for a node without conditions): the fastest call. Any other
+      signature (FrEIA-era modules declare ``forward(x, rev=False, jac=True)`` or ``forward(x, c=None,
+      jac=True, rev=False)``) is called by keyword as FrEIA does, ``module(x, c=c, rev=rev, jac=jac)``,
+      without ``c`` when the node has none; the form is decided once when the graph is built.
     * ``output_dims(input_dims)`` returns the output shapes (without batch) for the given input shapes,
       which is how graphs infer every shape before anything runs.
     * A module never modifies its input tensors in place.
