@@ -121,10 +121,10 @@ class _BaseCouplingBlock(InvertibleModule):
         return append_condition(u, c, type(self).__name__) if self.conditional else u
 
     def forward(
-        self, x: Sequence[Tensor], c: Sequence[Tensor] | None = None, rev: bool = False, jac: bool = True
+        self, x_or_z: Sequence[Tensor], c: Sequence[Tensor] | None = None, rev: bool = False, jac: bool = True
     ) -> tuple[tuple[Tensor], Tensor | float]:
         """Run both couplings, forward or (``rev=True``) reverse; see the class docstring."""
-        x1, x2 = torch.split(x[0], [self.split_len1, self.split_len2], dim=1)
+        x1, x2 = torch.split(x_or_z[0], [self.split_len1, self.split_len2], dim=1)
         if not rev:
             y1, log_det1 = self._coupling1(x1, self._with_conditions(x2, c))
             y2, log_det2 = self._coupling2(x2, self._with_conditions(y1, c))
