@@ -1,6 +1,6 @@
 """FrEIA's module path ``FrEIA.modules.graph_topology``.
 
-Re-exports freia_graph's own classes under FrEIA's module name; no code of its own.
+Re-exports freia_graph's own code under FrEIA's module name; no code of its own.
 """
 
 from .deprecated import Concat1d, ConcatChannel, Split1D, SplitChannel

@@ -1,6 +1,8 @@
 """FrEIA's subclassing protocols: a coupling on ``_BaseCouplingBlock`` and splines on ``BinnedSpline``,
 written the way FrEIA users write them, checked block by block and inside a GraphINN."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,6 +11,7 @@ import freia_graph.framework as Ff
 import freia_graph.modules as Fm
 from freia_graph.modules.coupling_layers import _BaseCouplingBlock
 from freia_graph.modules.splines.binned import BinnedSpline, BinnedSplineBase
+from freia_graph.modules.splines.rational_quadratic import rational_quadratic_spline
 from freia_graph.testing import check_invertible, check_log_det, check_module_contract, prepare_model
 from tests.modules.registry import conv_subnet, linear_subnet
 
@@ -75,6 +78,27 @@ class UserCurvedSpline(UserLinearSpline):
     _spline2 = _spline1
 
 
+class UserRationalQuadratic(BinnedSpline):
+    """A rational-quadratic spline built from FrEIA's per-bin function, with knot derivatives as extra
+    parameters: positive inside, the tails' slope at both ends."""
+
+    def __init__(self, *args, bins=6, **kwargs):
+        super().__init__(*args, bins=bins, parameter_counts={"deltas": bins - 1}, **kwargs)
+
+    def constrain_parameters(self, parameters):
+        parameters = super().constrain_parameters(parameters)
+        tail_slope = parameters["heights"].sum(-1, keepdim=True) / parameters["widths"].sum(-1, keepdim=True)
+        inner = F.softplus(parameters["deltas"] + math.log(math.e - 1))
+        parameters["deltas"] = torch.cat((tail_slope, inner, tail_slope), dim=-1)
+        return parameters
+
+    def _spline1(self, x, parameters, rev=False):
+        corners = (parameters[k] for k in ("left", "right", "bottom", "top"))
+        return rational_quadratic_spline(x, *corners, parameters["deltas_left"], parameters["deltas_right"], rev=rev)
+
+    _spline2 = _spline1
+
+
 CASES = [
     pytest.param(UserAffineCoupling, [(6,)], None, {"subnet_constructor": linear_subnet}, id="affine"),
     pytest.param(UserAffineCoupling, [(5,)], [(3,)], {"subnet_constructor": linear_subnet, "split_len": 2,
@@ -90,6 +114,9 @@ CASES = [
                                                    "domain_clamping": 2.5}, id="curved-extra-parameters"),
     pytest.param(UserCurvedSpline, [(4,)], None, {"subnet_constructor": linear_subnet, "identity_tails": True,
                                                  "default_domain": (-1.0, 1.0, -1.0, 1.0)}, id="curved-identity"),
+    pytest.param(UserRationalQuadratic, [(5,)], [(2,)], {"subnet_constructor": linear_subnet}, id="rq-kernel"),
+    pytest.param(UserRationalQuadratic, [(4, 3, 3)], None, {"subnet_constructor": conv_subnet,
+                                                           "domain_clamping": 4.0}, id="rq-kernel-image"),
 ]
 
 
