@@ -2,8 +2,9 @@
 
 ``freia-graph demo [--out DIR] [--steps N]`` builds a graph with a label embedding (a FeedForwardNode),
 two branches after a Split (GLOW couplings on one, AllInOne blocks on the other) and a Concat; trains it
-on points whose layout depends on a class label; checks on held-out data that it inverts and that its
-log-det matches the exact Jacobian; and writes to DIR:
+as a :class:`~freia_graph.distributions.Flow` (with ``nll_loss``) on points whose layout depends on a class
+label; checks on held-out data that it inverts and that its log-det matches the exact Jacobian; and
+writes to DIR:
 
 * ``graph.svg`` and ``graph.png``: the graph;
 * ``samples.png``: data and samples for each class; ``loss.png``: the training loss;
@@ -16,6 +17,8 @@ import argparse
 import importlib.util
 import json
 import math
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,9 +27,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from freia_graph.distributions import Flow, nll_loss
 from freia_graph.testing import exact_log_det
 
-__all__ = ["add_arguments", "run", "build_flow", "toy_data", "LabelEmbedding"]
+__all__ = ["add_arguments", "run", "build_flow", "toy_data", "LabelEmbedding", "progress_bar"]
 
 CLASSES, FEATURES = 3, 4
 DEFAULT_STEPS = 2000
@@ -122,23 +126,28 @@ def build_flow() -> Any:
     return Ff.GraphINN(Ff.collect_nodes(Ff.OutputNode(node, name="z")))
 
 
-def _negative_log_likelihood(flow: nn.Module, x: Tensor, label: Tensor) -> Tensor:
-    """Mean negative log-likelihood per dimension (nats) under a standard normal latent."""
-    z, log_det = flow(x, c=[label])
-    log_prob = -0.5 * (z**2).sum(dim=1) - 0.5 * FEATURES * math.log(2 * math.pi) + log_det
-    return -log_prob.mean() / FEATURES
+def progress_bar(steps: int) -> Any:
+    """A tqdm bar over the training steps: at most one update a second, and none unless stdout and the
+    bar's own stream (stderr) are terminals, so logs of ``freia-graph demo > log`` stay short.
 
-
-def _train(flow: nn.Module, steps: int, generator: torch.Generator) -> list[float]:
+    Example:
+        >>> progress_bar(10).disable  # doctests do not print to a terminal
+        True
+    """
     from tqdm.auto import tqdm
 
+    return tqdm(range(steps), desc="training", unit="step", mininterval=1.0,
+                disable=True if not sys.stdout.isatty() else None)
+
+
+def _train(flow: Flow, steps: int, generator: torch.Generator) -> list[float]:
     optimizer = torch.optim.Adam(flow.parameters(), lr=2e-3, foreach=True)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
     losses = []
-    progress = tqdm(range(steps), desc="training", unit="step")
+    progress = progress_bar(steps)
     for step in progress:
         x, label = toy_data(256, generator)
-        loss = _negative_log_likelihood(flow, x, label)
+        loss = nll_loss(flow, x, [label])  # nats per dimension, standard normal latent
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(flow.parameters(), 10.0)
@@ -150,42 +159,42 @@ def _train(flow: nn.Module, steps: int, generator: torch.Generator) -> list[floa
     return losses
 
 
-def _log_det_error(flow: nn.Module, x: Tensor, label: Tensor) -> float:
-    """Largest difference between the flow's log-det and log|det| of its exact Jacobian (float64)."""
-    flow.double()  # in place, and back to float32 below
+def _log_det_error(inn: nn.Module, x: Tensor, label: Tensor) -> float:
+    """Largest difference between the graph's log-det and log|det| of its exact Jacobian (float64)."""
+    inn.double()  # in place, and back to float32 below
     x, label = x.double(), label.double()
     try:
-        _, log_det = flow(x, c=[label])
-        exact = exact_log_det(flow, [x], [label])
+        _, log_det = inn(x, c=[label])
+        exact = exact_log_det(inn, [x], [label])
         return (log_det - exact).abs().max().item()
     finally:
-        flow.float()
+        inn.float()
 
 
-def _checks(flow: nn.Module, generator: torch.Generator) -> dict[str, float]:
+def _checks(flow: Flow, generator: torch.Generator) -> dict[str, float]:
     x, label = toy_data(2000, generator)
+    inn = flow.inn
     with torch.no_grad():
-        test_loss = _negative_log_likelihood(flow, x, label).item()
-        z, log_det = flow(x, c=[label])
-        x_back, log_det_back = flow(z, c=[label], rev=True)
+        test_loss = nll_loss(flow, x, [label]).item()
+        z, log_det = inn(x, c=[label])
+        x_back, log_det_back = inn(z, c=[label], rev=True)
     return {
         "test_loss": test_loss,
         "round_trip_error": (x_back - x).abs().max().item(),
         "log_det_symmetry_error": (log_det + log_det_back).abs().max().item(),
-        "log_det_error": _log_det_error(flow, x[:32], label[:32]),
+        "log_det_error": _log_det_error(inn, x[:32], label[:32]),
     }
 
 
-def _plot_samples(flow: nn.Module, path: Path, generator: torch.Generator) -> None:
+def _plot_samples(flow: Flow, path: Path, generator: torch.Generator) -> None:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(10, 3.6), layout="constrained")
     axes = figure.subplots(1, CLASSES, sharex=True, sharey=True)
     names = ["ring", "grid", "diagonal"]
     for index, ax in enumerate(axes):
-        label = nn.functional.one_hot(torch.full((1500,), index), CLASSES).float()
-        with torch.no_grad():
-            samples, _ = flow(torch.randn(1500, FEATURES, generator=generator), c=[label], rev=True)
+        label = nn.functional.one_hot(torch.tensor(index), CLASSES).float()
+        samples = flow.sample(1500, c=[label])  # one condition, shared by every sample
         reference = _class_data(index, 1500, generator)
         ax.scatter(reference[:, 0], reference[:, 1], s=2, alpha=0.35, color="#90a4ae", label="data")
         ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.5, color="#1565c0", label="samples")
@@ -218,8 +227,27 @@ def _plot_loss(losses: list[float], path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
+def _output_folder(out: Path) -> Path:
+    """The ``--out`` folder, created if missing; a path that is a file or cannot be written is a bad argument."""
+    from freia_graph.cli import UsageError
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is an existing file; give a folder (it is created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--out {out}: cannot create the folder ({error.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: the folder is not writable")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the demo; returns 0 when the checks pass, 1 otherwise."""
+    """Run the demo; returns 0 when the checks pass, 1 otherwise.
+
+    Raises:
+        UsageError: when ``--out`` is a file or a folder that cannot be created or written.
+    """
     missing = [name for name in ("matplotlib", "tqdm") if importlib.util.find_spec(name) is None]
     if missing:
         raise SystemExit(f"the demo needs {' and '.join(missing)}: pip install 'freia_graph[demo]'")
@@ -238,11 +266,11 @@ def _run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    flow = build_flow()
-    save(flow, out / "graph.svg")
-    save(flow, out / "graph.png")
+    out = _output_folder(Path(args.out))
+    inn = build_flow()
+    save(inn, out / "graph.svg")
+    save(inn, out / "graph.png")
+    flow = Flow(inn)
     losses = _train(flow, args.steps, generator)
     metrics = {"steps": args.steps, "parameters": sum(p.numel() for p in flow.parameters()),
                "final_train_loss": sum(losses[-50:]) / len(losses[-50:]), **_checks(flow, generator)}

@@ -1,7 +1,9 @@
 """The demo runs end to end (with few steps) and writes every file it promises."""
 
 import argparse
+import io
 import json
+import sys
 
 import pytest
 
@@ -37,3 +39,20 @@ def test_demo_help_is_the_docstring_first_line():
 def test_demo_refuses_nonpositive_steps(steps, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["demo", "--steps", steps])
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_is_off_unless_writing_to_a_terminal(monkeypatch):
+    assert demo.progress_bar(3).disable  # pytest captures stdout and stderr: no terminal
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setattr(sys, "stderr", terminal)
+    bar = demo.progress_bar(500)
+    assert not bar.disable and bar.mininterval >= 1.0
+    for _ in bar:
+        pass
+    assert terminal.getvalue().count("\r") <= 3  # first and last update only: 500 quick steps, one second

@@ -56,12 +56,12 @@ def as_tensor_list(values: Any, names: Sequence[str], what: str) -> list[Tensor]
     return values
 
 
-def check_tensors(tensors: Sequence[Tensor], shapes: Sequence[Shape], labels: Sequence[str]) -> None:
+def check_tensors(tensors: Sequence[Tensor], shapes: Sequence[Shape] | None, labels: Sequence[str]) -> None:
     """Shapes (all but batch), batch agreement, dtype and device of every tensor of a call.
 
     Args:
         tensors: the inputs and conditions of the call.
-        shapes: the expected shape of each, without batch.
+        shapes: the expected shape of each, without batch; None checks only batch, dtype and device.
         labels: how to name each in an error, e.g. ``"input 'x'"``.
 
     The common case is one cheap comparison per tensor; messages are only built on failure.
@@ -78,15 +78,15 @@ def check_tensors(tensors: Sequence[Tensor], shapes: Sequence[Shape], labels: Se
             raise TypeError(f"{label} must be a tensor, got {type(tensor).__name__}")
     first = tensors[0]
     batch, dtype, device = (first.shape[0] if first.dim() else -1), first.dtype, first.device
-    for tensor, shape in zip(tensors, shapes):
+    for tensor, shape in zip(tensors, shapes or [t.shape[1:] for t in tensors]):
         if tensor.shape[1:] != shape or tensor.shape[0] != batch or tensor.dtype != dtype or tensor.device != device:
             _explain_mismatch(tensors, shapes, labels)
     if not dtype.is_floating_point:
         raise TypeError(f"the tensors of a call must be floating point, got {dtype}")
 
 
-def _explain_mismatch(tensors: Sequence[Tensor], shapes: Sequence[Shape], labels: Sequence[str]) -> None:
-    for label, tensor, shape in zip(labels, tensors, shapes):
+def _explain_mismatch(tensors: Sequence[Tensor], shapes: Sequence[Shape] | None, labels: Sequence[str]) -> None:
+    for label, tensor, shape in zip(labels, tensors, shapes or [tuple(t.shape[1:]) for t in tensors]):
         if tuple(tensor.shape[1:]) != shape or tensor.dim() == 0:
             raise ValueError(f"{label} must have shape (batch, {', '.join(map(str, shape))}), "
                              f"got {tuple(tensor.shape)}")

@@ -118,6 +118,41 @@ def _check_acyclic(graph: nx.MultiDiGraph, node_list: Sequence[BaseNode]) -> Non
     raise ValueError(f"the graph has a cycle: {names}")
 
 
+def _reverse_edges(graph: nx.MultiDiGraph) -> list[tuple[BaseNode, BaseNode]]:
+    """The dependencies when running backwards.
+
+    Invertible edges flip. A condition edge from a ConditionNode or FeedForwardNode keeps its direction;
+    one from a port of the flow (a feed-forward node reading the flow) starts, in reverse, at the node that
+    recovers that port: its consumer, inverted.
+    """
+    recovered_by = {(id(source), data["out_port"]): target
+                    for source, target, data in graph.edges(data=True) if not data["condition"]}
+    edges = []
+    for source, target, data in graph.edges(data=True):
+        if not data["condition"]:
+            edges.append((target, source))
+        elif source.kind in ("condition", "feed_forward"):
+            edges.append((source, target))
+        else:
+            edges.append((recovered_by[(id(source), data["out_port"])], target))
+    return edges
+
+
+def _check_acyclic_in_reverse(graph: nx.MultiDiGraph, node_list: Sequence[BaseNode]) -> None:
+    reads_the_flow = any(data["condition"] and source.kind not in ("condition", "feed_forward")
+                         for source, _, data in graph.edges(data=True))
+    if not reads_the_flow:
+        return  # then reverse dependencies form a cycle only where forward ones do
+    edges = _reverse_edges(graph)
+    if len(_sorted_by_position(edges, node_list)) == len(node_list):
+        return
+    cycle = nx.find_cycle(nx.DiGraph(edges))
+    names = " -> ".join(f"'{edge[0].name}'" for edge in cycle) + f" -> '{cycle[0][0].name}'"
+    raise ValueError(f"the graph has a cycle when run in reverse: {names}. A FeedForwardNode reads a port that, "
+                     "in reverse, exists only after the node it (directly or through others) conditions has been "
+                     "inverted; condition that node on something computed before it")
+
+
 def _check_inputs_reach_outputs(graph: nx.MultiDiGraph) -> None:
     for node in graph.nodes:
         if node.kind == "input" and not any(d.kind == "output" for d in nx.descendants(graph, node)):
@@ -138,6 +173,7 @@ def build_graph(node_list: Sequence[BaseNode]) -> nx.MultiDiGraph:
     graph = _edges(node_list)
     _check_acyclic(graph, node_list)
     _check_ports_consumed_once(graph)
+    _check_acyclic_in_reverse(graph, node_list)
     _check_inputs_reach_outputs(graph)
     return graph
 
@@ -181,7 +217,8 @@ def reverse_order(graph: nx.MultiDiGraph, node_list: Sequence[BaseNode]) -> list
     """The order for running the graph backwards.
 
     Invertible edges flip direction; condition edges keep theirs, because conditions (and the
-    feed-forward nodes computing them) must be known before the nodes they condition are inverted.
+    feed-forward nodes computing them) must be known before the nodes they condition are inverted. A
+    feed-forward node reading a port of the flow runs once the node consuming that port is inverted.
 
     Example:
         >>> from freia_graph.framework import InputNode, OutputNode
@@ -189,5 +226,4 @@ def reverse_order(graph: nx.MultiDiGraph, node_list: Sequence[BaseNode]) -> list
         >>> [node.name for node in reverse_order(build_graph([x, z]), [x, z])]
         ['z', 'x']
     """
-    edges = ((s, t) if condition else (t, s) for s, t, condition in graph.edges(data="condition"))
-    return _sorted_by_position(edges, node_list)
+    return _sorted_by_position(_reverse_edges(graph), node_list)

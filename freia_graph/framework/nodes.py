@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from torch import nn
 
 from freia_graph.framework.display import Displayable
-from freia_graph.modules.base import InvertibleModule, Shape, normalize_shapes
+from freia_graph.modules.base import INDEX_SHAPE, InvertibleModule, Shape, normalize_shapes
 
 __all__ = ["Port", "BaseNode", "InputNode", "ConditionNode", "Node", "FeedForwardNode", "OutputNode"]
 
@@ -180,6 +180,10 @@ def _build_invertible(
         )
     if module_args is not None and not isinstance(module_args, dict):
         raise TypeError(f"Node '{name}': module_args must be a dict or None, got {type(module_args).__name__}")
+    if INDEX_SHAPE in condition_dims and not getattr(module_type, "takes_index_conditions", False):
+        position = condition_dims.index(INDEX_SHAPE)
+        raise ValueError(f"Node '{name}' condition {position} is an index condition (ConditionNode(0)), but "
+                         f"{module_type.__name__} takes none; give the ConditionNode a shape")
     if condition_dims and not _accepts_conditions(module_type):
         raise ValueError(
             f"Node '{name}': {module_type.__name__} takes no conditions (its __init__ has no dims_c), "
@@ -248,12 +252,22 @@ class InputNode(BaseNode):
 class ConditionNode(InputNode):
     """A condition input: a tensor given with ``c=...``, read by nodes through ``conditions=``.
 
+    ``ConditionNode(0)`` declares an index condition (FrEIA's convention for GaussianMixtureModel's component
+    choice): its value may be an integer tensor of shape ``(batch,)``, an int or None, is passed on as given
+    and is not shape-checked; only modules with ``takes_index_conditions`` accept it.
+
     Example:
         >>> ConditionNode(10, name="label")
         ConditionNode('label' -> [(10,)])
     """
 
     kind = "condition"
+
+    def __init__(self, *dims: int, name: str | None = None):
+        if dims in ((0,), ((0,),)):
+            BaseNode.__init__(self, name or _default_name(type(self).__name__), [], [], [INDEX_SHAPE])
+        else:
+            super().__init__(*dims, name=name)
 
 
 class Node(BaseNode):
@@ -300,12 +314,17 @@ class Node(BaseNode):
 
 
 class FeedForwardNode(BaseNode):
-    """A plain (not invertible) ``nn.Module`` that computes condition values from other conditions.
+    """A plain (not invertible) ``nn.Module`` that computes condition values, e.g. a label embedding.
 
-    It runs before the invertible nodes in both directions, so its outputs can condition any node.
+    It reads ConditionNodes, other FeedForwardNodes, or any port of the flow itself (e.g. one branch of a
+    split, to condition couplings on the other branch): a port is consumed by one invertible node or
+    OutputNode, and read by any number of feed-forward nodes. The node runs as soon as what it reads
+    exists, in both directions. In reverse a port of the flow exists only once the node consuming it has
+    been inverted, so a feed-forward node must not condition that node or anything before it: such a
+    graph has a cycle in reverse, and building it raises a ValueError naming the cycle.
 
     Args:
-        conditions: ports of ConditionNodes or other FeedForwardNodes, passed positionally to the module.
+        conditions: the ports it reads, passed positionally to the module.
         output_dims: the shape of its output (an int, a shape, or a list of shapes for several outputs).
         module_type: an ``nn.Module`` class, built as ``module_type(**module_args)``, or an instance.
         module_args: keyword arguments for the module's constructor.
@@ -333,7 +352,6 @@ class FeedForwardNode(BaseNode):
         condition_ports = _as_ports(conditions, name, "condition")
         if not condition_ports:
             raise ValueError(f"FeedForwardNode '{name}' needs at least one condition to compute from")
-        _check_sources(condition_ports, name, "condition")
         module = self._build(name, module_type, module_args)
         if isinstance(output_dims, int) or (output_dims and all(isinstance(d, int) for d in output_dims)):
             output_dims = [output_dims if not isinstance(output_dims, int) else (output_dims,)]

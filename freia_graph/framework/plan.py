@@ -12,9 +12,36 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from freia_graph.framework.call_form import CallForm, call_form
 from freia_graph.framework.nodes import BaseNode, Port
 
-__all__ = ["Plan", "compile_plan"]
+__all__ = ["Step", "Plan", "compile_plan"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One module call of a plan.
+
+    Attributes:
+        module_index: the module's position in the graph's ``module_list``.
+        inputs: the slots it reads as inputs (as conditions, for a feed-forward step).
+        conditions: the slots it reads as conditions, or None (always None for a feed-forward step).
+        outputs: the slots it writes.
+        node: the node it runs (for error messages and intermediate outputs; never on the hot path).
+        call: how an invertible module is called (see ``call_form``); None for a feed-forward step.
+    """
+
+    module_index: int
+    inputs: tuple[int, ...]
+    conditions: tuple[int, ...] | None
+    outputs: tuple[int, ...]
+    node: BaseNode
+    call: CallForm | None
+
+    @property
+    def feed_forward(self) -> bool:
+        """Whether this step runs a FeedForwardNode (no log-det, no inverse)."""
+        return self.call is None
 
 
 @dataclass(frozen=True)
@@ -25,23 +52,22 @@ class Plan:
         n_slots: length of the slot list.
         input_slots: where the caller's tensors go (InputNodes forward, OutputNodes in reverse).
         condition_slots: where the condition tensors go.
-        feed_forward: ``(module_index, condition_slots, output_slots)`` per FeedForwardNode.
-        steps: ``(module_index, input_slots, condition_slots or None, output_slots)`` per invertible node.
+        steps: every module call in execution order; feed-forward steps run as soon as what they read exists.
         output_slots: the slots returned to the caller.
-        step_nodes: the node of each step (for error messages and intermediate outputs; never on the hot path).
-        feed_forward_nodes: the node of each feed-forward step.
         slot_values: the value held by each slot, when slots are not reused (else empty).
     """
 
     n_slots: int
     input_slots: tuple[int, ...]
     condition_slots: tuple[int, ...]
-    feed_forward: tuple[tuple[int, tuple[int, ...], tuple[int, ...]], ...]
-    steps: tuple[tuple[int, tuple[int, ...], tuple[int, ...] | None, tuple[int, ...]], ...]
+    steps: tuple[Step, ...]
     output_slots: tuple[int, ...]
-    step_nodes: tuple[BaseNode, ...]
-    feed_forward_nodes: tuple[BaseNode, ...]
     slot_values: tuple[Port, ...]
+
+    @property
+    def invertible_steps(self) -> tuple[Step, ...]:
+        """The steps that return a log-det, in order (the runner returns their log-dets in this order)."""
+        return tuple(step for step in self.steps if not step.feed_forward)
 
 
 def _reads_and_writes(node: BaseNode, rev: bool) -> tuple[list[Port], list[Port]]:
@@ -94,8 +120,8 @@ def compile_plan(
         >>> x = Ff.InputNode(4); a = Ff.Node(x, Fm.PermuteRandom, {}); b = Ff.Node(a, Fm.PermuteRandom, {})
         >>> nodes = [x, a, b, Ff.OutputNode(b)]
         >>> plan = compile_plan(forward_order(build_graph(nodes), nodes), nodes, rev=False)
-        >>> plan.n_slots, plan.steps
-        (1, ((0, (0,), None, (0,)), (1, (0,), None, (0,))))
+        >>> plan.n_slots, [(step.module_index, step.inputs, step.outputs) for step in plan.steps]
+        (1, [(0, (0,), (0,)), (1, (0,), (0,))])
     """
     module_index = {id(n): i for i, n in enumerate(n for n in node_list if n.module is not None)}
     inputs = [(n, 0) for n in node_list if n.kind == "input"]
@@ -103,9 +129,7 @@ def compile_plan(
     outputs = [n.inputs[0] for n in node_list if n.kind == "output"]
     if rev:
         inputs, outputs = outputs, inputs
-    # Feed-forward nodes run first in both directions (they read conditions only), so slots are
-    # allocated in the order the runner really uses.
-    running = [n for n in order if n.kind == "feed_forward"] + [n for n in order if n.kind == "invertible"]
+    running = [n for n in order if n.kind in ("feed_forward", "invertible")]
     accesses = [_reads_and_writes(node, rev) for node in running]
     last_read: dict[tuple[int, int], int] = {}
     for position, (reads, _) in enumerate(accesses):
@@ -117,7 +141,7 @@ def compile_plan(
     slots = _SlotAllocator(reuse_slots)
     input_slots = tuple(slots.assign(value) for value in inputs)
     condition_slots = tuple(slots.assign(value) for value in conditions)
-    feed_forward, steps, step_nodes, feed_forward_nodes = [], [], [], []
+    steps = []
     for position, (node, (reads, writes)) in enumerate(zip(running, accesses)):
         read_slots = slots.slots(reads)
         if reuse_slots:
@@ -125,22 +149,19 @@ def compile_plan(
                     if last_read[(id(source), port)] == position}
             slots.free.extend(sorted(dead, reverse=True))
         write_slots = tuple(slots.assign(value) for value in writes)
-        n_conditions = len(node.conditions)
+        index = module_index[id(node)]
         if node.kind == "feed_forward":
-            feed_forward.append((module_index[id(node)], tuple(read_slots), write_slots))
-            feed_forward_nodes.append(node)
+            steps.append(Step(index, tuple(read_slots), None, write_slots, node, None))
         else:
-            condition_part = tuple(read_slots[:n_conditions]) or None
-            steps.append((module_index[id(node)], tuple(read_slots[n_conditions:]), condition_part, write_slots))
-            step_nodes.append(node)
+            n_conditions = len(node.conditions)
+            form = call_form(node.module, bool(n_conditions), f"Node '{node.name}' ({type(node.module).__name__})")
+            steps.append(Step(index, tuple(read_slots[n_conditions:]), tuple(read_slots[:n_conditions]) or None,
+                              write_slots, node, form))
     return Plan(
         n_slots=len(slots.values),
         input_slots=input_slots,
         condition_slots=condition_slots,
-        feed_forward=tuple(feed_forward),
         steps=tuple(steps),
         output_slots=tuple(slots.slots(outputs)),
-        step_nodes=tuple(step_nodes),
-        feed_forward_nodes=tuple(feed_forward_nodes),
         slot_values=() if reuse_slots else tuple(slots.values),
     )

@@ -3,10 +3,16 @@
 A generic interpreter loop costs about a microsecond per step (building argument lists from a slot list,
 writing results back). The generated function does only what a hand-written forward pass would: each
 step is one call whose arguments are local variables, and rebinding a variable releases the value it
-held, exactly as the plan's slot reuse intends. Modules are called with the contract's positional
-order ``(x_or_z, c, rev, jac)``: keyword arguments cost a dict per call in ``nn.Module.__call__``.
-Each step is a single line (compiling the code costs about 10 µs a line); the steps' log-dets are
-returned together (``calls.sum_log_dets`` adds them up). ``runner.source`` shows the code.
+held, exactly as the plan's slot reuse intends. Each module is called in the form decided for it when the
+plan was compiled (``call_form``): positionally, ``(x_or_z, c, rev, jac)``, for modules that take the
+contract's order (keyword arguments cost a dict per call in ``nn.Module.__call__``), by keyword for
+FrEIA-style signatures. Each step is a single line (compiling the code costs about 10 µs a line); the steps'
+log-dets are returned together (``calls.sum_log_dets`` adds them up). ``runner.source`` shows the code.
+
+An exception escaping a module is annotated with the node it came from (name, class, direction, input
+shapes), read from the failing frame after the fact, so the normal path pays nothing. Only then is the
+generated source written where tracebacks look for it (``linecache``, and a file in the temporary
+directory for the interpreter's own traceback printer), so building graphs leaves nothing behind.
 
 Example of generated code for a split into a coupling and a permutation, merged again::
 
@@ -23,13 +29,18 @@ Example of generated code for a split into a coupling and a permutation, merged 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import linecache
+import os
+import tempfile
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from torch import Tensor
 
-from freia_graph.framework.plan import Plan
+from freia_graph.framework.call_form import CallForm
+from freia_graph.framework.plan import Plan, Step
 
 __all__ = ["PlanRunner"]
 
@@ -46,22 +57,43 @@ def _as_tuple(result: Any) -> tuple:
     return (result,) if isinstance(result, Tensor) else tuple(result)
 
 
-def _source(plan: Plan, return_all_slots: bool) -> str:
+def _call(step: Step) -> str:
+    module, inputs = f"modules[{step.module_index}]", f"[{_names(step.inputs)}]"
+    conditions = "None" if step.conditions is None else f"[{_names(step.conditions)}]"
+    if step.call is CallForm.POSITIONAL:
+        return f"{module}({inputs}, {conditions}, rev, jac)"
+    if step.call is CallForm.KEYWORD:
+        return f"{module}({inputs}, c={conditions}, rev=rev, jac=jac)"
+    return f"{module}({inputs}, rev=rev, jac=jac)"
+
+
+def _source(plan: Plan, return_all_slots: bool) -> tuple[str, dict[int, Step]]:
+    """The code, and the step run on each line (for naming the node of a failure)."""
     lines = ["def run(modules, inputs, conditions, rev, jac):"]
     if plan.input_slots:
         lines.append(f"    {_targets(plan.input_slots)} = inputs")
     if plan.condition_slots:
         lines.append(f"    {_targets(plan.condition_slots)} = conditions")
-    for index, read, write in plan.feed_forward:
-        lines.append(f"    {_targets(write)} = as_tuple(modules[{index}]({_names(read)}))")
-    lines.append(f"    log_dets = [None] * {len(plan.steps)}")
-    for step, (index, read, read_conditions, write) in enumerate(plan.steps):
-        conditions = "None" if read_conditions is None else f"[{_names(read_conditions)}]"
-        call = f"modules[{index}]([{_names(read)}], {conditions}, rev, jac)"
-        lines.append(f"    ({_targets(write)}), log_dets[{step}] = {call}")
+    lines.append(f"    log_dets = [None] * {len(plan.invertible_steps)}")
+    step_of_line: dict[int, Step] = {}
+    log_det_index = 0
+    for step in plan.steps:
+        step_of_line[len(lines) + 1] = step
+        if step.feed_forward:
+            call = f"modules[{step.module_index}]({_names(step.inputs)})"
+            lines.append(f"    {_targets(step.outputs)} = as_tuple({call})")
+        else:
+            lines.append(f"    ({_targets(step.outputs)}), log_dets[{log_det_index}] = {_call(step)}")
+            log_det_index += 1
     returned = range(plan.n_slots) if return_all_slots else plan.output_slots
     lines.append(f"    return [{_names(returned)}], log_dets")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n", step_of_line
+
+
+def _shapes(frame_locals: dict[str, Any], slots: tuple[int, ...]) -> str:
+    shapes = [tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+              for value in (frame_locals.get(f"s{slot}") for slot in slots)]
+    return ", ".join(map(str, shapes))
 
 
 class PlanRunner:
@@ -82,12 +114,44 @@ class PlanRunner:
     def __init__(self, plan: Plan, return_all_slots: bool = False):
         self.plan = plan
         self.return_all_slots = return_all_slots
-        self.source = _source(plan, return_all_slots)
-        filename = f"<freia_graph plan {id(self):x}>"
+        self.source, self._step_of_line = _source(plan, return_all_slots)
+        digest = hashlib.sha1(self.source.encode()).hexdigest()[:16]
+        # a real path, written only when a failure needs it (see explain_failure)
+        self.filename = os.path.join(tempfile.gettempdir(), "freia_graph_plans", f"plan_{digest}.py")
         namespace: dict[str, Any] = {"as_tuple": _as_tuple}
-        exec(compile(self.source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
-        linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
+        exec(compile(self.source, self.filename, "exec"), namespace)  # noqa: S102 - our own generated code
         self.run: Callable[..., tuple[list[Any], Any]] = namespace["run"]
+
+    def explain_failure(self, error: BaseException, rev: bool) -> None:
+        """Add a note to ``error`` naming the node whose module raised it, and make the code visible in tracebacks.
+
+        Called only when a run raised: finds the generated function's frame in the traceback, the step
+        on the failing line, and the shapes of the tensors that step was given.
+        """
+        traceback = error.__traceback__
+        while traceback is not None and traceback.tb_frame.f_code.co_filename != self.filename:
+            traceback = traceback.tb_next
+        if traceback is None:
+            return
+        self._publish_source()
+        step = self._step_of_line.get(traceback.tb_lineno)
+        if step is None:
+            return
+        node, frame_locals = step.node, traceback.tb_frame.f_locals
+        kind = "FeedForwardNode" if step.feed_forward else "Node"
+        direction = "forward" if step.feed_forward or not rev else "reverse"
+        conditions = f", conditions of shape {_shapes(frame_locals, step.conditions)}" if step.conditions else ""
+        error.add_note(f"(raised in {kind} '{node.name}' ({type(node.module).__name__}), {direction}, "
+                       f"inputs of shape {_shapes(frame_locals, step.inputs)}{conditions})")
+
+    def _publish_source(self) -> None:
+        lines = self.source.splitlines(True)
+        linecache.cache[self.filename] = (len(self.source), None, lines, self.filename)
+        with contextlib.suppress(OSError):  # the note still names the node without it
+            os.makedirs(os.path.dirname(self.filename), exist_ok=True)
+            if not os.path.exists(self.filename):
+                with open(self.filename, "w", encoding="utf-8") as file:
+                    file.write(self.source)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"plan": self.plan, "return_all_slots": self.return_all_slots}

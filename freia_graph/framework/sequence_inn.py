@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from freia_graph.framework.call_form import CallForm, call_form
 from freia_graph.framework.calls import (
     CheckedModule,
     as_tensor_list,
@@ -56,6 +57,7 @@ class SequenceINN(Displayable, InvertibleModule):
         self.conditions: list[int | None] = []
         self.force_tuple_output = force_tuple_output
         self.check_inputs = check_inputs
+        self._call_forms: list[CallForm] = []  # how each module is called, decided when it is added
         self._backwards = False
         self._verified: set[tuple[bool, bool]] = set()  # directions whose module answers were checked
 
@@ -93,6 +95,7 @@ class SequenceINN(Displayable, InvertibleModule):
         if len(output_dims) != 1:
             raise ValueError(f"module {position}: {type(module).__name__} has {len(output_dims)} outputs; "
                              "a SequenceINN needs one (use GraphINN for branches)")
+        self._call_forms.append(call_form(module, cond is not None, f"module {position} ({type(module).__name__})"))
         self.module_list.append(module)
         self._verified.clear()
         self.conditions.append(cond)
@@ -128,10 +131,32 @@ class SequenceINN(Displayable, InvertibleModule):
             raise ValueError(f"module {position}: {type(module).__name__} was built for inputs {module.dims_in} "
                              f"and conditions {module.dims_c}, but here it gets {dims_in} and {condition_dims}")
 
-    def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
-        """The output shape, checking ``input_dims``."""
+    @property
+    def dims_out(self) -> list[Shape]:
+        """The output shape without the batch dimension, as a one-element list (the counterpart of ``dims_in``).
+
+        Example:
+            >>> import freia_graph.framework as Ff, freia_graph.modules as Fm
+            >>> inn = Ff.SequenceINN(3, 4, 4)
+            >>> inn.append(Fm.IRevNetDownsampling)
+            >>> inn.dims_in, inn.dims_out, inn[::-1].dims_out
+            ([(3, 4, 4)], [(12, 2, 2)], [(3, 4, 4)])
+        """
+        return self.output_dims(self.dims_in)
+
+    def output_dims(self, input_dims: list[Shape] | None = None) -> list[Shape]:
+        """The output shape, checking ``input_dims`` when given (FrEIA code calls ``inn.output_dims()``
+        to build the next block).
+
+        Example:
+            >>> import freia_graph.framework as Ff, freia_graph.modules as Fm
+            >>> inn = Ff.SequenceINN(2, 4, 4)
+            >>> inn.append(Fm.HaarDownsampling)
+            >>> inn.output_dims()
+            [(8, 2, 2)]
+        """
         expected = [self.shapes[-1]] if self._backwards else [self.shapes[0]]
-        if normalize_shapes(input_dims) != expected:
+        if input_dims is not None and normalize_shapes(input_dims) != expected:
             raise ValueError(f"this SequenceINN takes inputs of shape {expected}, got {input_dims}")
         return [self.shapes[0]] if self._backwards else [self.shapes[-1]]
 
@@ -162,15 +187,26 @@ class SequenceINN(Displayable, InvertibleModule):
         if verify:
             modules = tuple(CheckedModule(module, f"module {position} ({type(module).__name__})", 1,
                                           inputs[0].shape[0], jac) for position, module in enumerate(modules))
-        steps = list(zip(modules, self.conditions))
+        steps = list(enumerate(zip(modules, self.conditions, self._call_forms)))
         if backwards:
             steps.reverse()
         values: tuple[Tensor, ...] = tuple(inputs)
         log_dets = []
-        for module, cond in steps:
-            # positional, in the contract's order: keyword arguments cost a dict per call
-            values, step_log_det = module(values, None if cond is None else [conditions[cond]], backwards, jac)
-            log_dets.append(step_log_det)
+        try:
+            for position, (module, cond, form) in steps:  # noqa: B007 - position names a failure below
+                condition = None if cond is None else [conditions[cond]]
+                if form is CallForm.POSITIONAL:  # keyword arguments cost a dict per call
+                    values, step_log_det = module(values, condition, backwards, jac)
+                elif form is CallForm.KEYWORD:
+                    values, step_log_det = module(values, c=condition, rev=backwards, jac=jac)
+                else:
+                    values, step_log_det = module(values, rev=backwards, jac=jac)
+                log_dets.append(step_log_det)
+        except Exception as error:
+            shapes = ", ".join(str(tuple(v.shape)) if isinstance(v, Tensor) else type(v).__name__ for v in values)
+            error.add_note(f"(raised in module {position} ({type(self.module_list[position]).__name__}) of the "
+                           f"SequenceINN, {'reverse' if backwards else 'forward'}, inputs of shape {shapes})")
+            raise
         if verify:
             self._verified.add((backwards, jac))
         log_det = per_sample_log_det(sum_log_dets(log_dets) if jac else 0.0, inputs[0], jac)
@@ -199,6 +235,7 @@ class SequenceINN(Displayable, InvertibleModule):
                            check_inputs=self.check_inputs)
         part.module_list.extend(self.module_list[i] for i in ordered)
         part.conditions = [self.conditions[i] for i in ordered]
+        part._call_forms = [self._call_forms[i] for i in ordered]
         part.shapes = self.shapes[ordered[0]:ordered[-1] + 2]
         part.dims_c = list(self.dims_c)
         part._backwards = self._backwards != (step == -1)
@@ -215,5 +252,7 @@ class SequenceINN(Displayable, InvertibleModule):
         if output_dims != [self.shapes[position + 1]]:
             raise ValueError(f"module {position}: {type(module).__name__} outputs {output_dims}, but the chain "
                              f"needs {[self.shapes[position + 1]]} there")
+        form = call_form(module, cond is not None, f"module {position} ({type(module).__name__})")
         self.module_list[position] = module
+        self._call_forms[position] = form
         self._verified.clear()

@@ -103,6 +103,12 @@ def resolve_split_len(split_len: float | int, channels: int, block: str) -> tupl
     """
     if isinstance(split_len, bool) or not isinstance(split_len, (int, float)):
         raise TypeError(f"{block}: split_len must be a float fraction or an int, got {split_len!r}")
+    if channels < 2:
+        raise ValueError(
+            f"{block} splits its input's channels into two halves of at least one channel each, so it needs "
+            f"at least 2 channels, but the input has {channels}; give it more channels (e.g. reshape, or "
+            "downsample images with IRevNetDownsampling or HaarDownsampling first)"
+        )
     length = round(channels * split_len) if isinstance(split_len, float) else split_len
     if not 1 <= length <= channels - 1:
         raise ValueError(

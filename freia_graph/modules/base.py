@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from torch import Tensor, nn
 
-__all__ = ["InvertibleModule", "Shape", "normalize_shapes"]
+__all__ = ["InvertibleModule", "Shape", "INDEX_SHAPE", "normalize_shapes"]
 
 Shape = tuple[int, ...]
 
@@ -16,12 +16,21 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def normalize_shapes(shapes: Iterable[Iterable[int]] | None, what: str = "dims_in") -> list[Shape]:
+INDEX_SHAPE: Shape = (0,)
+"""The shape of an index condition, ``ConditionNode(0)``: a value that is not a feature tensor (component
+indices of shape ``(batch,)``, an int, or None), passed to the module as given and not shape-checked.
+Only modules whose ``takes_index_conditions`` is True accept one (FrEIA's GaussianMixtureModel convention)."""
+
+
+def normalize_shapes(
+    shapes: Iterable[Iterable[int]] | None, what: str = "dims_in", allow_index: bool = False
+) -> list[Shape]:
     """Turn a list of shapes (tuples, lists or ``torch.Size``) into a list of int tuples.
 
     Args:
         shapes: one shape per tensor, each without the batch dimension; ``None`` means no tensors.
         what: the argument's name, used in error messages.
+        allow_index: accept :data:`INDEX_SHAPE` ``(0,)``, the shape of an index condition.
 
     Returns:
         A list of tuples of ints.
@@ -48,7 +57,7 @@ def normalize_shapes(shapes: Iterable[Iterable[int]] | None, what: str = "dims_i
         shape = tuple(shape)
         if not all(_is_int(d) for d in shape):
             raise TypeError(f"{what}[{index}] must contain ints, got {shape}")
-        if not all(d > 0 for d in shape):
+        if not all(d > 0 for d in shape) and not (allow_index and shape == INDEX_SHAPE):
             raise ValueError(f"{what}[{index}] must contain positive ints, got {shape}")
         result.append(shape)
     return result
@@ -91,10 +100,16 @@ class InvertibleModule(nn.Module):
         ([2.0, 2.0, 2.0], 2.0794)
     """
 
+    #: whether ``dims_c`` may hold :data:`INDEX_SHAPE` (an index condition; see GaussianMixtureModel)
+    takes_index_conditions: bool = False
+    #: whether the module's tensor shapes may differ from ``output_dims`` at call time (graphs holding
+    #: one then check only the batch size, dtype and device of a call's tensors)
+    varies_shapes: bool = False
+
     def __init__(self, dims_in: Iterable[Iterable[int]], dims_c: Iterable[Iterable[int]] | None = None):
         super().__init__()
         self.dims_in: list[Shape] = normalize_shapes(dims_in, "dims_in")
-        self.dims_c: list[Shape] = normalize_shapes(dims_c, "dims_c")
+        self.dims_c: list[Shape] = normalize_shapes(dims_c, "dims_c", allow_index=self.takes_index_conditions)
 
     def forward(
         self,

@@ -22,8 +22,9 @@ class Split1D(Split):
 
     From FrEIA (Ardizzone et al., 2018), where it is a deprecated alias of ``Split``.
 
+    Takes the arguments of :class:`Split` (``dims_in``, ``dims_c``, ``section_sizes``, ``n_sections``, ``dim``).
+
     Args:
-        dims_in, dims_c, section_sizes, n_sections, dim: as in :class:`Split`.
         split_size_or_sections: the old name of ``section_sizes``.
 
     Example:
@@ -60,8 +61,8 @@ class SplitChannel(Split1D):
 
     From FrEIA (Ardizzone et al., 2018), where it is a deprecated alias of ``Split``.
 
-    Args:
-        dims_in, dims_c, section_sizes, n_sections, dim, split_size_or_sections: as in :class:`Split1D`.
+    Takes the arguments of :class:`Split1D` (``dims_in``, ``dims_c``, ``section_sizes``, ``n_sections``, ``dim``,
+    ``split_size_or_sections``).
 
     Example:
         >>> import warnings
@@ -80,8 +81,7 @@ class Concat1d(Concat):
 
     From FrEIA (Ardizzone et al., 2018), where it is a deprecated alias of ``Concat``.
 
-    Args:
-        dims_in, dims_c, dim: as in :class:`Concat`.
+    Takes the arguments of :class:`Concat` (``dims_in``, ``dims_c``, ``dim``).
 
     Example:
         >>> import warnings
@@ -109,8 +109,7 @@ class ConcatChannel(Concat1d):
 
     From FrEIA (Ardizzone et al., 2018), where it is a deprecated alias of ``Concat``.
 
-    Args:
-        dims_in, dims_c, dim: as in :class:`Concat`.
+    Takes the arguments of :class:`Concat` (``dims_in``, ``dims_c``, ``dim``).
 
     Example:
         >>> import warnings

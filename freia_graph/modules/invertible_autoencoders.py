@@ -121,8 +121,7 @@ class InvAutoActFixed(InvAutoAct):
     adaptation"). Differences from FrEIA: FrEIA's alias forwards ``learnable`` and defaults to a learned
     slope despite its name; here the slope is always fixed.
 
-    Args:
-        dims_in, dims_c, slope_init: as in :class:`InvAutoAct`.
+    Takes the arguments of :class:`InvAutoAct` (``dims_in``, ``dims_c``, ``slope_init``).
 
     Example:
         >>> import warnings

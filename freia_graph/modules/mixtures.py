@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import InvertibleModule, Shape
+from .base import INDEX_SHAPE, InvertibleModule, Shape
 from .permutations import single_input_shape
 
 __all__ = ["GaussianMixtureModel"]
@@ -53,15 +53,18 @@ class GaussianMixtureModel(InvertibleModule):
     components in a Python loop over the batch. Here a buffer index map and batched gathers do that, and
     the reverse solves the triangular system instead of inverting :math:`U`. In the all-components mode the
     log-det is summed over components to honour the ``(batch,)`` contract (FrEIA returns ``(batch, K)``),
-    and ``x`` must already be ``(batch, K, D)`` (FrEIA silently broadcasts ``(batch, D)``, which breaks
-    invertibility). The conditions may omit the component choice (argmax, see above). Drawn indices are
+    and ``x`` is ``(batch, K, D)``; as in FrEIA, a forward ``x`` of shape ``(batch, D)`` is mapped under
+    every component (broadcast to ``(batch, K, D)``: one-to-many, so its reverse gives ``K`` copies). The
+    conditions may omit the component choice (argmax, see above). Drawn indices are
     clamped to ``K - 1`` against rounding in the cumulative weights. :meth:`nll_loss` uses a log-sum-exp;
     :meth:`nll_upper_bound` is Jensen's bound, a true upper bound (FrEIA's sum of log-terms is not one).
     No parameters are learned; there is nothing to initialise.
 
     Args:
         dims_in: ``[(D,)]`` (one component per sample) or ``[(K, D)]`` (all components).
-        dims_c: ``[(K,), (K, D), (K, D*(D+1)//2)]``, optionally followed by ``(1,)`` for component indices.
+        dims_c: ``[(K,), (K, D), (K, D*(D+1)//2)]``, optionally followed by the component choice: ``(0,)``
+            (an index condition, ``ConditionNode(0)``, FrEIA's convention: integer indices, an int seed or
+            None) or ``(1,)`` (indices as a float or integer tensor).
 
     Example:
         >>> torch.manual_seed(0)
@@ -76,6 +79,9 @@ class GaussianMixtureModel(InvertibleModule):
         >>> z.shape, log_det.shape, torch.allclose(x, x_back, atol=1e-5)
         (torch.Size([4, 2]), torch.Size([4]), True)
     """
+
+    takes_index_conditions = True  # the component choice, ConditionNode(0) as in FrEIA
+    varies_shapes = True  # with the choice None, (batch, D) maps to (batch, K, D)
 
     def __init__(self, dims_in: Iterable[Iterable[int]], dims_c: Iterable[Iterable[int]]):
         super().__init__(dims_in, dims_c)
@@ -98,7 +104,7 @@ class GaussianMixtureModel(InvertibleModule):
                 f"GaussianMixtureModel with dims_in={self.dims_in} expects the conditions {expected} "
                 f"(weights, means, Cholesky entries) and an input of (D,) or (K, D), got dims_c={self.dims_c}"
             )
-        if len(self.dims_c) == 4 and math.prod(self.dims_c[3]) != 1:
+        if len(self.dims_c) == 4 and self.dims_c[3] != INDEX_SHAPE and math.prod(self.dims_c[3]) != 1:
             raise ValueError(f"the component-index condition must hold one entry per sample, got {self.dims_c[3]}")
         return n_components, x_dims
 
@@ -193,6 +199,8 @@ class GaussianMixtureModel(InvertibleModule):
             index = self._component_index(w, choice[0])
         else:
             index = None if self.all_components_by_default else torch.argmax(w, dim=-1)
+        if index is None and not rev and tuple(x.shape[1:]) == (self.x_dims,):
+            x = x.unsqueeze(1).expand(-1, self.n_components, -1)  # FrEIA: map each x under every component
         self._check_input_rank(x, all_components=index is None)
         if index is not None:
             mu = torch.take_along_dim(mu, index[:, None, None], dim=1).squeeze(1)

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from freia_graph.framework.call_form import call_module
+
 from .violations import ContractViolation
 
 __all__ = [
@@ -55,7 +57,8 @@ def run_model(
     """Call a block, GraphINN or SequenceINN with lists of tensors; returns its raw ``(outputs, log_det)``.
 
     Inputs are passed as a list (a SequenceINN takes a one-element list too); conditions as a list, or
-    None when there are none.
+    None when there are none. The call takes the form the model's ``forward`` accepts, as in a graph
+    (FrEIA-style signatures are called by keyword).
 
     Example:
         >>> from freia_graph.modules import PermuteRandom
@@ -63,7 +66,7 @@ def run_model(
         >>> type(outputs).__name__, log_det
         ('tuple', 0.0)
     """
-    return model(list(xs), c=list(cs) if cs else None, rev=rev, jac=jac)
+    return call_module(model, list(xs), list(cs) if cs else None, rev=rev, jac=jac)
 
 
 def call(

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .layout import Badge, Box, Layout, Route, layout_of
+from .layout import MARGIN, Badge, Box, Layout, Route, layout_of
 from .style import CONDITION_EDGE_COLOR, DATA_EDGE_COLOR, KIND_STYLES
 from .svg import path_commands, to_svg
 
@@ -118,6 +118,9 @@ def render_layout(layout: Layout, ax) -> Any:
         _draw_route(ax, route, layout.direction, scale)
     for box in layout.boxes:
         _draw_box(ax, box, scale)
+    if layout.legend:
+        ax.text(MARGIN, layout.legend_y, layout.legend, ha="left", va="baseline", fontsize=10 * scale,
+                color="#616161", family="DejaVu Sans")
     return ax
 
 

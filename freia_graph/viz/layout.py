@@ -17,8 +17,12 @@ import networkx as nx
 from .layered import Arrangement, Chain, arrange
 from .simplify import badge_conditions, collapse_runs
 from .style import BADGE_COLORS, format_count, format_shapes, text_width
+from .wrap import Wrapping, wrap_layers
 
-__all__ = ["LayoutOptions", "Layout", "Box", "Route", "Badge", "TextLine", "compute_layout", "path_commands"]
+__all__ = [
+    "LayoutOptions", "Layout", "Box", "Route", "Badge", "TextLine", "BADGE_LEGEND", "compute_layout", "path_commands",
+    "label_box",
+]
 
 MARGIN = 16.0
 PAD_X, PAD_Y = 10.0, 6.0
@@ -39,6 +43,8 @@ class LayoutOptions:
         params: show parameter counts.
         shapes: label edges with the shapes they carry.
         highlight: names of nodes to draw with a thick border.
+        wrap: cut a drawing much deeper than broad (a long chain drawn expanded) into several columns
+            (rows for ``"LR"``); see :mod:`freia_graph.viz.wrap`.
     """
 
     direction: str = "TB"
@@ -49,6 +55,7 @@ class LayoutOptions:
     params: bool = True
     shapes: bool = True
     highlight: tuple[str, ...] = ()
+    wrap: bool = True
 
     def __post_init__(self) -> None:
         if self.direction not in ("TB", "LR"):
@@ -79,10 +86,12 @@ class TextLine:
 
 @dataclass
 class Badge:
-    """A small coloured tag naming a condition (on a consumer) or its fan-out (on the source)."""
+    """A small coloured tag naming a condition (on a consumer) or its fan-out (on the source); ``tooltip``
+    says what it means."""
 
     text: str
     color: str
+    tooltip: str = ""
     x: float = 0.0
     y: float = 0.0
     width: float = 0.0
@@ -132,13 +141,16 @@ class Route:
 
 @dataclass
 class Layout:
-    """A finished drawing: boxes and routes in pixels, and the canvas size."""
+    """A finished drawing: boxes and routes in pixels, the canvas size, and a line of legend (explaining
+    the badges, if any) whose baseline is at ``legend_y``."""
 
     boxes: list[Box]
     routes: list[Route]
     width: float
     height: float
     direction: str
+    legend: str = ""
+    legend_y: float = 0.0
 
 
 def _top_padding(badges: list[Badge]) -> float:
@@ -197,10 +209,19 @@ def _badges(view: nx.MultiDiGraph, consumers: dict[str, list[str]], fan_out: dic
     colors = {source: BADGE_COLORS[i % len(BADGE_COLORS)] for i, source in enumerate(fan_out)}
     badges: dict[str, list[Badge]] = {key: [] for key in view.nodes}
     for source, count in fan_out.items():
-        badges[source].append(Badge(f"→{count}", colors[source]))
+        name = view.nodes[source]["name"]
+        tooltip = f"{name} is a condition of {count} nodes; each carries a badge of this colour instead of an edge"
+        badges[source].append(Badge(f"→{count}", colors[source], tooltip))
     for consumer, sources in consumers.items():
-        badges[consumer] += [Badge(_shortened(view.nodes[source]["name"]), colors[source]) for source in sources]
+        badges[consumer] += [
+            Badge(_shortened(view.nodes[source]["name"]), colors[source],
+                  f"condition from {view.nodes[source]['name']} (a badge instead of an edge)")
+            for source in sources
+        ]
     return badges
+
+
+BADGE_LEGEND = "→N: a condition used by N nodes; each of them carries a badge of its colour instead of an edge"
 
 
 def _shortened(name: str, limit: int = 14) -> str:
@@ -240,8 +261,10 @@ def _point(breadth: float, depth: float, direction: str) -> tuple[float, float]:
     return (breadth, depth) if direction == "TB" else (depth, breadth)
 
 
-def _route(arrangement: Arrangement, chain: Chain, spans: list[tuple[float, float]], direction: str) -> Route:
-    """From the source's exit side through each dummy's layer to the target's entry side."""
+def _route(arrangement: Arrangement, chain: Chain, spans: list[tuple[float, float]], direction: str,
+           wrapping: Wrapping | None) -> Route:
+    """From the source's exit side through each dummy's layer to the target's entry side (round the
+    column breaks of a wrapped drawing)."""
     position, points = arrangement.position, []
     for i, vertex in enumerate(chain.vertices):
         node = arrangement.vertices[vertex]
@@ -252,6 +275,8 @@ def _route(arrangement: Arrangement, chain: Chain, spans: list[tuple[float, floa
             points.append((position[vertex] + chain.in_offset, start + (size - node.depth) / 2))
         else:
             points += [(position[vertex], start), (position[vertex], start + size)]
+    if wrapping is not None:
+        points = wrapping.detour(points, [arrangement.vertices[vertex].layer for vertex in chain.vertices])
     return Route(chain.source, chain.target, [_point(b, d, direction) for b, d in points], chain.data["condition"])
 
 
@@ -315,6 +340,19 @@ def _place_badges(box: Box) -> None:
         left += badge.width + 3
 
 
+def label_box(route: Route) -> tuple[float, float, float, float]:
+    """The rectangle ``(left, top, width, height)`` that an edge's label covers, with a little padding;
+    renderers paint it white behind the text so the label stays readable over edges.
+
+    Example:
+        >>> label_box(Route("a", "b", [(0.0, 0.0)], False, "(4,)", 10.0, 20.0))
+        (8.0, 10.5, 21.34, 13.0)
+    """
+    width = text_width(route.label, LABEL_SIZE)
+    left = route.label_x - {"start": 0.0, "middle": 0.5, "end": 1.0}[route.label_anchor] * width
+    return left - 2.0, route.label_y - LABEL_SIZE + 0.5, width + 4.0, LABEL_SIZE + 3.0
+
+
 def _bounds(boxes: list[Box], routes: list[Route]) -> tuple[float, float, float, float]:
     xs, ys = [], []
     for box in boxes:
@@ -324,10 +362,9 @@ def _bounds(boxes: list[Box], routes: list[Route]) -> tuple[float, float, float,
         xs += [x for x, _ in route.points]
         ys += [y for _, y in route.points]
         if route.label:
-            width = text_width(route.label, LABEL_SIZE)
-            left = route.label_x - {"start": 0.0, "middle": 0.5, "end": 1.0}[route.label_anchor] * width
+            left, top, width, height = label_box(route)
             xs += [left, left + width]
-            ys += [route.label_y - LABEL_SIZE, route.label_y + 2]
+            ys += [top, top + height]
     return min(xs), min(ys), max(xs), max(ys)
 
 
@@ -339,6 +376,27 @@ def _translate(boxes: list[Box], routes: list[Route], dx: float, dy: float) -> N
     for route in routes:
         route.points = [(x + dx, y + dy) for x, y in route.points]
         route.label_x, route.label_y = route.label_x + dx, route.label_y + dy
+
+
+def _wrap(arrangement: Arrangement, spans: list[tuple[float, float]]) -> tuple[list, Wrapping | None]:
+    """Wrap a deep, narrow drawing into columns: shift each layer's positions and span (see
+    :mod:`freia_graph.viz.wrap`); returns the new spans and the wrapping (None when not wrapped)."""
+    vertices, position = arrangement.vertices, arrangement.position
+    low = min(position[v] - vertex.breadth / 2 for v, vertex in enumerate(vertices))
+    high = max(position[v] + vertex.breadth / 2 for v, vertex in enumerate(vertices))
+    wrapping = wrap_layers(spans, low, high)
+    if wrapping is None:
+        return spans, None
+    for v, vertex in enumerate(vertices):
+        position[v] += wrapping.breadth_shift[vertex.layer]
+    return [(start + shift, size) for (start, size), shift in zip(spans, wrapping.depth_shift, strict=True)], wrapping
+
+
+def _add_legend(layout: Layout, legend: str) -> None:
+    """A line of text under the drawing, widening the canvas if it needs to."""
+    layout.legend, layout.legend_y = legend, layout.height - MARGIN / 2 + LABEL_SIZE
+    layout.height += LABEL_SIZE + MARGIN / 2
+    layout.width = max(layout.width, text_width(legend, LABEL_SIZE) + 2 * MARGIN)
 
 
 def _view(graph: nx.MultiDiGraph, options: LayoutOptions):
@@ -368,21 +426,25 @@ def compute_layout(graph: nx.MultiDiGraph, options: LayoutOptions | None = None)
     tall = options.direction == "TB"
     arrangement = arrange(view, {k: (b.width, b.height) if tall else (b.height, b.width) for k, b in boxes.items()})
     spans = _depths(arrangement, _layer_gaps(arrangement, options.direction, options.shapes))
+    spans, wrapping = _wrap(arrangement, spans) if options.wrap else (spans, None)
     for key, vertex in arrangement.vertex_of.items():
         start, size = spans[arrangement.vertices[vertex].layer]
         boxes[key].x, boxes[key].y = _point(arrangement.position[vertex], start + size / 2, options.direction)
         _place_badges(boxes[key])
     routes = []
     for chain in arrangement.chains:
-        route = _route(arrangement, chain, spans, options.direction)
+        route = _route(arrangement, chain, spans, options.direction, wrapping)
         if options.shapes:
             place = _label_place(view, chain.source, chain.target, chain.data["condition"])
             _label_route(route, _shape_label(chain.data), options.direction, place)
         routes.append(route)
     left, top, right, bottom = _bounds(list(boxes.values()), routes)
     _translate(list(boxes.values()), routes, MARGIN - left, MARGIN - top)
-    return Layout(list(boxes.values()), routes, right - left + 2 * MARGIN, bottom - top + 2 * MARGIN,
-                  options.direction)
+    layout = Layout(list(boxes.values()), routes, right - left + 2 * MARGIN, bottom - top + 2 * MARGIN,
+                    options.direction)
+    if fan_out:
+        _add_legend(layout, BADGE_LEGEND)
+    return layout
 
 
 def layout_of(inn: Any, options: dict) -> Layout:

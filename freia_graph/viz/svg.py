@@ -7,7 +7,7 @@ import shutil
 from typing import Any
 from xml.sax.saxutils import escape
 
-from .layout import Badge, Box, Layout, Route, layout_of, path_commands
+from .layout import MARGIN, Badge, Box, Layout, Route, label_box, layout_of, path_commands
 from .style import (
     CONDITION_EDGE_COLOR,
     DATA_EDGE_COLOR,
@@ -54,11 +54,14 @@ def _svg_edge(route: Route, direction: str) -> list[str]:
         f'marker-end="url(#{marker})"/>',
     ]
     if route.label:
-        lines.append(
+        # a white rectangle behind the text, not a text stroke: every renderer draws rectangles
+        left, top, width, height = label_box(route)
+        lines += [
+            f'<rect class="label-background" x="{_number(left)}" y="{_number(top)}" width="{_number(width)}" '
+            f'height="{_number(height)}" rx="2" fill="#ffffff" fill-opacity="0.9"/>',
             f'<text x="{_number(route.label_x)}" y="{_number(route.label_y)}" '
-            f'text-anchor="{route.label_anchor}" font-size="10" fill="#37474f" stroke="#ffffff" '
-            f'stroke-width="3" paint-order="stroke">{_text(route.label)}</text>'
-        )
+            f'text-anchor="{route.label_anchor}" font-size="10" fill="#37474f">{_text(route.label)}</text>',
+        ]
     return lines + ["</g>"]
 
 
@@ -74,11 +77,13 @@ def _svg_rect(box: Box, dx: float, dy: float, fill: str, stroke: str, extra: str
 
 def _svg_badge(badge: Badge) -> list[str]:
     return [
+        f"<g><title>{_text(badge.tooltip)}</title>",
         f'<rect class="badge" x="{_number(badge.x - badge.width / 2)}" y="{_number(badge.y - badge.height / 2)}" '
         f'width="{_number(badge.width)}" height="{_number(badge.height)}" rx="{_number(badge.height / 2)}" '
         f'fill="{badge.color}"/>',
         f'<text x="{_number(badge.x)}" y="{_number(badge.y + 3.2)}" text-anchor="middle" font-size="9" '
         f'font-weight="bold" fill="#ffffff">{_text(badge.text)}</text>',
+        "</g>",
     ]
 
 
@@ -127,7 +132,11 @@ def render_svg(layout: Layout) -> str:
     lines += ["</g>", '<g class="nodes">']
     for box in layout.boxes:
         lines += _svg_node(box)
-    return "\n".join(lines + ["</g>", "</svg>"]) + "\n"
+    lines.append("</g>")
+    if layout.legend:
+        lines.append(f'<text class="legend" x="{_number(MARGIN)}" y="{_number(layout.legend_y)}" font-size="10" '
+                     f'fill="#616161">{_text(layout.legend)}</text>')
+    return "\n".join(lines + ["</svg>"]) + "\n"
 
 
 def graphviz_available() -> bool:
@@ -156,7 +165,9 @@ def to_svg(inn: Any, backend: str = "builtin", **options: Any) -> str:
     kind: inputs green and outputs red (rounded ends), conditions orange (dashed), invertible blocks blue,
     feed-forward condition networks purple; a collapsed run looks like a stack of cards. Each node has a
     tooltip with its shapes and parameter count. A condition shared by many nodes is drawn as a coloured
-    badge on each consumer (its source carries ``→N``, the number of consumers) instead of N edges.
+    badge on each consumer (its source carries ``→N``, the number of consumers) instead of N edges; a
+    line of legend under the drawing and each badge's tooltip say so. A drawing much deeper than broad
+    (a long chain drawn expanded) is wrapped into several columns.
 
     Args:
         inn: a ``GraphINN``, ``SequenceINN``, node or list of nodes, or a graph from
@@ -166,7 +177,8 @@ def to_svg(inn: Any, backend: str = "builtin", **options: Any) -> str:
             are present, else built in).
         **options: ``direction`` (``"TB"`` or ``"LR"``), ``collapse`` (True: draw long repeated runs
             as one node), ``min_repeats`` (3), ``conditions`` (``"auto"``, ``"badges"`` or ``"edges"``),
-            ``badge_threshold`` (3), ``params`` (True), ``shapes`` (True), ``highlight`` (node names);
+            ``badge_threshold`` (3), ``params`` (True), ``shapes`` (True), ``highlight`` (node names),
+            ``wrap`` (True);
             see :class:`freia_graph.viz.layout.LayoutOptions`.
 
     Returns:

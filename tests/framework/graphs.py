@@ -68,6 +68,30 @@ def conditional() -> list:
     return [x, label, embedding, a, b, c, Ff.OutputNode(c, name="z")]
 
 
+def reads_the_flow() -> list:
+    # FrEIA HEAD's pattern: feed-forward nodes read one branch of a split and condition couplings on the other
+    x = Ff.InputNode(7, name="x")
+    split = Ff.Node(x, Fm.Split, {"section_sizes": [3, 4]}, name="split")
+    a = glow(split.out0, "a")
+    summary = Ff.FeedForwardNode(split.out0, 5, nn.Linear, {"in_features": 3, "out_features": 5}, name="summary")
+    b = glow(split.out1, "b", conditions=summary)
+    again = Ff.FeedForwardNode([summary, a], 2, _Mix, {}, name="again")
+    c = glow(b, "c", conditions=again)
+    merge = Ff.Node([a, c], Fm.Concat, {}, name="merge")
+    return [x, split, a, summary, b, again, c, merge, Ff.OutputNode(merge, name="z")]
+
+
+class _Mix(nn.Module):
+    """Reads a condition and a port of the flow."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(5 + 3, 2)
+
+    def forward(self, condition: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        return self.linear(torch.cat([condition, value], dim=1))
+
+
 def nested() -> list:
     inner_x = Ff.InputNode(6, name="inner_x")
     inner_c = Ff.ConditionNode(2, name="inner_c")
@@ -98,6 +122,7 @@ GRAPHS: dict[str, Callable[[], list]] = {
     "split_merge": split_merge,
     "several_inputs_and_outputs": several_inputs_and_outputs,
     "conditional": conditional,
+    "reads_the_flow": reads_the_flow,
     "nested": nested,
     "image": image,
 }

@@ -207,10 +207,10 @@ def test_module_list_keys_are_deterministic_across_builds_and_processes():
 def test_orders_are_deterministic_and_conditions_come_first_in_reverse():
     inn, _, _ = build("conditional")
     again, _, _ = build("conditional")
-    names = [[node.name for node in plan.step_nodes] for plan in inn.plans]
-    assert names == [[node.name for node in plan.step_nodes] for plan in again.plans]
+    names = [[step.node.name for step in plan.invertible_steps] for plan in inn.plans]
+    assert names == [[step.node.name for step in plan.invertible_steps] for plan in again.plans]
     assert names[0] == ["a", "b", "c"] and names[1] == ["c", "b", "a"]
-    assert [node.name for node in inn.plans[1].feed_forward_nodes] == ["embedding"]
+    assert [step.node.name for step in inn.plans[1].steps if step.feed_forward] == ["embedding"]
 
 
 def test_lookup_by_name_and_output_dims():
@@ -285,3 +285,12 @@ def test_generated_runner_reads_like_a_hand_written_pass():
     assert source.splitlines()[0] == "def run(modules, inputs, conditions, rev, jac):"
     assert "    (s0, s1), log_dets[0] = modules[0]([s0], None, rev, jac)\n" in source
     assert "    (s0,), log_dets[3] = modules[3]([s1, s0], None, rev, jac)\n" in source
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dims_out_are_the_shapes_a_forward_call_returns(name):
+    inn, inputs, conditions = build(name)
+    outputs, _ = inn(inputs, c=conditions or None)
+    outputs = outputs if isinstance(outputs, (tuple, list)) else [outputs]
+    assert inn.dims_out == [tuple(z.shape[1:]) for z in outputs] == inn.output_dims(inn.dims_in)
+    assert inn.dims_in == [tuple(x.shape[1:]) for x in inputs]

@@ -152,3 +152,14 @@ def test_sequence_nests_in_a_graph():
     z_inner, log_det_inner = inner(data, conditions)
     torch.testing.assert_close(z, z_inner[0])
     torch.testing.assert_close(log_det, log_det_inner)
+
+
+@pytest.mark.parametrize("make", [conditional_chain, image_chain], ids=["conditional", "image"])
+def test_dims_out_are_the_shapes_a_call_returns_both_ways(make):
+    inn = make()
+    x = torch.randn(2, *inn.dims_in[0], dtype=torch.float64)
+    conditions = [torch.randn(2, *shape, dtype=torch.float64) for shape in inn.dims_c] or None
+    z, _ = inn(x, c=conditions)
+    assert inn.dims_out == [tuple(z.shape[1:])]
+    backwards = inn[::-1]
+    assert backwards.dims_in == inn.dims_out and backwards.dims_out == inn.dims_in

@@ -163,3 +163,14 @@ def test_conditional_affine_transform_depends_on_condition_only():
     (z_other,), log_det_other = block([2 * x], [c])
     assert torch.allclose(log_det, log_det_other), "the log-det must not depend on x"
     assert torch.allclose(z_other - z, (z - block([torch.zeros_like(x)], [c])[0][0])), "affine in x"
+
+
+@pytest.mark.parametrize("block", SPLIT_COUPLINGS)
+@pytest.mark.parametrize("shape", [(1,), (1, 4, 4)], ids=["vector", "image"])
+def test_one_channel_cannot_be_split_and_the_error_says_why(block, shape):
+    subnet = conv_subnet if len(shape) == 3 else linear_subnet
+    with pytest.raises(ValueError) as raised:
+        block([shape], subnet_constructor=subnet)
+    message = str(raised.value)
+    assert block.__name__ in message and "at least 2 channels" in message and "has 1" in message, message
+    assert "[1, 0]" not in message

@@ -170,3 +170,44 @@ def test_three_hundred_nodes_draw_well_under_a_second(graphs):
         to_svg(inn)
         times.append(time.perf_counter() - start)
     assert sorted(times)[1] < 1.0
+
+
+def _children(root, tag: str) -> list:
+    return [child for child in root if child.tag == f"{SVG}{tag}"]
+
+
+@pytest.mark.parametrize("direction", ["TB", "LR"])
+def test_edge_labels_sit_on_a_white_rectangle_that_covers_them(graphs, direction):
+    svg = to_svg(graphs["branching"], direction=direction)
+    assert "paint-order" not in svg and 'stroke="#ffffff"' not in svg  # cairosvg and others ignore both
+    labelled = 0
+    for group in ET.fromstring(svg).iter(f"{SVG}g"):
+        if (group.get("class") or "").split()[:1] != ["edge"] or not _children(group, "text"):
+            continue
+        labelled += 1
+        (text,), (background,) = _children(group, "text"), _children(group, "rect")
+        assert background.get("fill") == "#ffffff" and background.get("class") == "label-background"
+        x, y = float(text.get("x")), float(text.get("y"))
+        left, top = float(background.get("x")), float(background.get("y"))
+        right, bottom = left + float(background.get("width")), top + float(background.get("height"))
+        width = right - left - 4.0
+        start = {"start": x, "middle": x - width / 2, "end": x - width}[text.get("text-anchor")]
+        assert left < start and start + width < right and top < y - 7 and y < bottom
+    assert labelled > 3
+
+
+def test_the_fan_out_badge_is_explained_by_a_legend_and_tooltips(graphs):
+    root = ET.fromstring(to_svg(graphs["chain"], collapse=False))
+    (legend,) = [t for t in root.iter(f"{SVG}text") if t.get("class") == "legend"]
+    assert legend.text.startswith("→N: a condition used by N nodes")
+    height = float(root.get("height"))
+    assert height - 20 < float(legend.get("y")) < height
+    tooltips = []
+    for group in root.iter(f"{SVG}g"):
+        if [r for r in _children(group, "rect") if r.get("class") == "badge"]:
+            tooltips.append(_children(group, "title")[0].text)
+    assert len(tooltips) == 20
+    assert "c is a condition of 19 nodes; each carries a badge of this colour instead of an edge" in tooltips
+    assert tooltips.count("condition from c (a badge instead of an edge)") == 19
+    without_badges = ET.fromstring(to_svg(graphs["chain"], conditions="edges"))
+    assert not [t for t in without_badges.iter(f"{SVG}text") if t.get("class") == "legend"]

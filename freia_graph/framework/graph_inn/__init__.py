@@ -24,7 +24,7 @@ from freia_graph.framework.nodes import BaseNode
 from freia_graph.framework.plan import compile_plan
 from freia_graph.framework.runner import PlanRunner
 from freia_graph.modules._linalg import log_abs_det
-from freia_graph.modules.base import InvertibleModule, Shape, normalize_shapes
+from freia_graph.modules.base import INDEX_SHAPE, InvertibleModule, Shape, normalize_shapes
 
 __all__ = ["GraphINN"]
 
@@ -74,6 +74,8 @@ class GraphINN(Displayable, InvertibleModule):
         ((3, 6), (3,))
     """
 
+    takes_index_conditions = True  # passed on to the nodes that read them
+
     def __init__(
         self,
         node_list: Sequence[BaseNode],
@@ -105,9 +107,8 @@ class GraphINN(Displayable, InvertibleModule):
         # the names of the tensors a call takes, per direction: InputNodes forward, OutputNodes in reverse
         self._input_names = {False: [n.name for n in self.input_nodes], True: [n.name for n in self.output_nodes]}
         self._condition_names = [n.name for n in self.condition_nodes]
-        self._expected = {  # per direction: the shapes and labels of a call's tensors, for check_tensors
-            rev: (shapes + self.dims_c,
-                  [f"{what} '{name}'" for name in names] + [f"condition '{name}'" for name in self._condition_names])
+        self._expected = {
+            rev: self._expected_tensors(shapes, [f"{what} '{name}'" for name in names])
             for rev, shapes, names, what in (
                 (False, self.dims_in, self._input_names[False], "input"),
                 (True, self.output_dims(self.dims_in), self._input_names[True], "reverse input"),
@@ -116,6 +117,36 @@ class GraphINN(Displayable, InvertibleModule):
         if verbose:
             for rev, order in enumerate(self._orders):
                 print(f"{'reverse' if rev else 'forward'} order: " + " -> ".join(n.name for n in order))
+
+    def _expected_tensors(self, shapes: list[Shape], labels: list[str]) -> tuple:
+        """For check_tensors, per direction: the shapes and labels of a call's tensors, and which of the
+        call's values to check (None: all); index conditions are not checked, and shapes are not where a
+        module varies them."""
+        shapes = shapes + self.dims_c
+        labels = labels + [f"condition '{name}'" for name in self._condition_names]
+        positions = [i for i, shape in enumerate(shapes) if shape != INDEX_SHAPE]
+        if len(positions) == len(shapes):
+            positions = None
+        else:
+            shapes, labels = [shapes[i] for i in positions], [labels[i] for i in positions]
+        if any(getattr(module, "varies_shapes", False) for module in self.module_list):
+            shapes = None
+        return shapes, labels, positions
+
+    @property
+    def dims_out(self) -> list[Shape]:
+        """The shapes of the graph's outputs without the batch dimension, in OutputNode order (the
+        counterpart of ``dims_in``).
+
+        Example:
+            >>> import freia_graph.framework as Ff, freia_graph.modules as Fm
+            >>> x = Ff.InputNode(6, name="x")
+            >>> split = Ff.Node(x, Fm.Split, {"section_sizes": [4, 2]}, name="split")
+            >>> inn = Ff.GraphINN([x, split, Ff.OutputNode(split.out0), Ff.OutputNode(split.out1)])
+            >>> inn.dims_in, inn.dims_out
+            ([(6,)], [(4,), (2,)])
+        """
+        return [n.input_dims[0] for n in self.output_nodes]
 
     def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
         """The shapes of the graph's outputs, checking ``input_dims`` against the InputNodes."""
@@ -148,16 +179,23 @@ class GraphINN(Displayable, InvertibleModule):
         inputs = as_tensor_list(x_or_z, self._input_names[rev], "input" if not rev else "reverse input")
         conditions = as_tensor_list(c, self._condition_names, "condition")
         if self.check_inputs:
-            check_tensors(inputs + conditions, *self._expected[rev])
+            shapes, labels, positions = self._expected[rev]
+            values = inputs + conditions
+            check_tensors(values if positions is None else [values[i] for i in positions], shapes, labels)
         if intermediate_outputs:
             return self._run_recording(inputs, conditions, rev, jac)
         reference = first_tensor(inputs, conditions)
-        if self.check_inputs and (rev, jac) not in self._verified:
-            modules = self._checked_modules(reference, rev, jac)
-            outputs, log_dets = self._runners[rev].run(modules, inputs, conditions, rev, jac)
-            self._verified.add((rev, jac))
-        else:
-            outputs, log_dets = self._runners[rev].run(tuple(self.module_list), inputs, conditions, rev, jac)
+        runner = self._runners[rev]
+        try:
+            if self.check_inputs and (rev, jac) not in self._verified:
+                modules = self._checked_modules(reference, rev, jac)
+                outputs, log_dets = runner.run(modules, inputs, conditions, rev, jac)
+                self._verified.add((rev, jac))
+            else:
+                outputs, log_dets = runner.run(tuple(self.module_list), inputs, conditions, rev, jac)
+        except Exception as error:
+            runner.explain_failure(error, rev)
+            raise
         log_det = per_sample_log_det(sum_log_dets(log_dets) if jac else 0.0, reference, jac)
         if len(outputs) == 1 and not self.force_tuple_output:
             return outputs[0], log_det
@@ -180,8 +218,12 @@ class GraphINN(Displayable, InvertibleModule):
             self._recording_runners[rev] = PlanRunner(plan, return_all_slots=True)
         runner = self._recording_runners[rev]
         reference = first_tensor(inputs, conditions)
-        values, step_log_dets = runner.run(self._checked_modules(reference, rev, jac), inputs, conditions, rev, jac)
-        nodes = runner.plan.step_nodes
+        try:
+            values, step_log_dets = runner.run(self._checked_modules(reference, rev, jac), inputs, conditions, rev, jac)
+        except Exception as error:
+            runner.explain_failure(error, rev)
+            raise
+        nodes = [step.node for step in runner.plan.invertible_steps]
         log_dets = {node: per_sample_log_det(ld, reference, jac) for node, ld in zip(nodes, step_log_dets)}
         return dict(zip(runner.plan.slot_values, values)), log_dets
 
