@@ -14,8 +14,6 @@ import torch.nn as nn
 import freia_graph.framework as Ff
 import freia_graph.modules as Fm
 
-NEEDS_KEYWORD_CALLS = "needs keyword calls; lead is fixing"
-
 
 def make_moons(n_samples: int, noise: float, generator: torch.Generator) -> torch.Tensor:
     """Two interleaved half circles, as sklearn's make_moons (not a dependency here)."""
@@ -145,7 +143,8 @@ def test_glow_node_with_a_subnet_constructor_and_clamp():
 
 
 class FixedRandomElementwiseMultiply(Fm.InvertibleModule):
-    """The docs' first custom-module template: multiply each dimension by 1 or 2, fixed at random."""
+    """The docs' first custom-module template: multiply each dimension by 1 or 2, fixed at random.
+    Its ``forward(x, rev, jac)`` has FrEIA's keyword signature, without ``c``."""
 
     def __init__(self, dims_in):
         super().__init__(dims_in)
@@ -180,7 +179,6 @@ class ConditionalSwap(Fm.InvertibleModule):
         return input_dims
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_KEYWORD_CALLS)
 def test_custom_module_template_in_a_sequence():
     torch.manual_seed(0)
     batch_size, dims_in = 10, 2
@@ -205,7 +203,6 @@ def _custom_module_graph(dims_in: int) -> Ff.GraphINN:
     return Ff.GraphINN([input_1, input_2, cond, mult_1, cond_swap, mult_2, output_1, output_2])
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_KEYWORD_CALLS)
 def test_custom_modules_in_a_graph_with_a_condition_per_sample():
     torch.manual_seed(0)
     batch_size, dims_in = 10, 2
@@ -219,8 +216,9 @@ def test_custom_modules_in_a_graph_with_a_condition_per_sample():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="needs keyword calls, and the docs pass a condition of shape (10,) to a ConditionNode(1), which "
-    "freia_graph rejects (FrEIA does not check it); reported to the lead",
+    raises=ValueError,
+    reason="the docs pass a condition of shape (10,) to a ConditionNode(1), which freia_graph rejects "
+    "(FrEIA does not check it); reported to the lead",
 )
 def test_custom_modules_in_a_graph_as_in_the_docs():
     torch.manual_seed(0)
