@@ -31,6 +31,7 @@ from .orthogonal import *  # noqa: F403
 from .permutations import *  # noqa: F403
 from .reshapes import *  # noqa: F403
 from .splines import *  # noqa: F403
+from .splines.binned import BinnedSpline, BinnedSplineBase  # noqa: F401  (FrEIA.modules offers them, outside __all__)
 from .topology import *  # noqa: F403
 
 __all__ = [

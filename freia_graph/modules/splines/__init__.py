@@ -17,15 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._coupling_tools import (
+from .._coupling_tools import (
     DEFAULT_SUBNET_INIT_SCALE,
     append_condition,
     build_subnet,
     check_condition_dims,
     resolve_split_len,
 )
-from .base import InvertibleModule, Shape
-from .permutations import single_input_shape
+from ..base import InvertibleModule, Shape
+from ..permutations import single_input_shape
 
 __all__ = ["RationalQuadraticSpline", "LinearSpline", "ElementwiseRationalQuadraticSpline"]
 

@@ -291,3 +291,8 @@ class _CheckedFeedForward:
                 raise ValueError(f"FeedForwardNode '{node.name}' output {index} must have shape "
                                  f"(batch, {', '.join(map(str, shape))}), got {got}")
         return tuple(result)
+
+
+# FrEIA's ``FrEIA.framework.graph_inn`` offers the node classes too (one module in FrEIA 0.2, a package in HEAD)
+from freia_graph.framework.graph import collect_nodes  # noqa: E402, F401
+from freia_graph.framework.nodes import ConditionNode, FeedForwardNode, InputNode, Node, OutputNode  # noqa: E402, F401

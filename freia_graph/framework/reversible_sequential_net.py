@@ -1,0 +1,8 @@
+"""FrEIA's module path ``FrEIA.framework.reversible_sequential_net``.
+
+Re-exports freia_graph's own code under FrEIA's module name; no code of its own.
+"""
+
+from freia_graph.framework.deprecated import ReversibleSequential
+
+__all__ = ["ReversibleSequential"]
