@@ -214,13 +214,8 @@ def test_custom_modules_in_a_graph_with_a_condition_per_sample():
     assert torch.allclose(x1_rev, x1) and torch.allclose(x2_rev, x2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="the docs pass a condition of shape (10,) to a ConditionNode(1), which freia_graph rejects "
-    "(FrEIA does not check it); reported to the lead",
-)
 def test_custom_modules_in_a_graph_as_in_the_docs():
+    # the docs pass a condition of shape (10,) to a ConditionNode(1): it is taken as (10, 1)
     torch.manual_seed(0)
     batch_size, dims_in = 10, 2
     net = _custom_module_graph(dims_in)

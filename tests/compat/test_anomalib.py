@@ -27,10 +27,6 @@ pytestmark = [
                        reason="anomalib is not installed (pip install -e '.[compat]')"),
 ]
 
-POSITIONAL_CALLS = pytest.mark.xfail(
-    strict=True, raises=TypeError,
-    reason="CS-Flow's ParallelPermute/ParallelGlowCouplingLayer declare forward(x, rev=False, jac=True); "
-           "freia_graph calls module(x, c, rev, jac) positionally")
 DOWNSAMPLE_KERNEL = pytest.mark.xfail(
     strict=True, raises=RuntimeError,
     reason="FrEIA's IRevNetUpsampling saves a downsample_kernel entry that freia_graph's has not")
@@ -41,12 +37,12 @@ def _case(name: str, *marks: pytest.MarkDecorator) -> object:
 
 
 def _fixture(path: Path) -> object:
-    marks = {"csflow": [POSITIONAL_CALLS], "uflow": [DOWNSAMPLE_KERNEL]}.get(path.stem.split("-")[1], [])
+    marks = {"uflow": [DOWNSAMPLE_KERNEL]}.get(path.stem.split("-")[1], [])
     return pytest.param(path, id=path.stem, marks=marks)
 
 
 ALL = [_case(name) for name in CASES]
-RUNNING = [_case(name, *([POSITIONAL_CALLS] if name == "csflow" else [])) for name in CASES]
+
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +76,7 @@ def test_flow_is_built_by_freia_graph(case: Case, built: Callable) -> None:
     assert graphs, f"{case.name}.{case.flow_attribute} holds no freia_graph GraphINN/SequenceINN"
 
 
-@pytest.mark.parametrize("case", RUNNING)
+@pytest.mark.parametrize("case", ALL)
 def test_trains(case: Case, built: Callable) -> None:
     model = built(case).train()
     flow = getattr(model, case.flow_attribute)
@@ -97,7 +93,7 @@ def test_trains(case: Case, built: Callable) -> None:
     assert sum(changed) > len(changed) // 2, f"only {sum(changed)} of {len(changed)} flow parameters were trained"
 
 
-@pytest.mark.parametrize("case", RUNNING)
+@pytest.mark.parametrize("case", ALL)
 def test_evaluates(case: Case, built: Callable) -> None:
     model = built(case).eval()
     with torch.no_grad():
@@ -106,7 +102,7 @@ def test_evaluates(case: Case, built: Callable) -> None:
     assert result.anomaly_map.shape[0] == 2 and torch.isfinite(result.anomaly_map).all()
 
 
-@pytest.mark.parametrize("case", RUNNING)
+@pytest.mark.parametrize("case", ALL)
 def test_state_dict_round_trip(case: Case, built: Callable) -> None:
     model = built(case).eval()
     buffer = io.BytesIO()

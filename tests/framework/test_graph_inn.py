@@ -294,3 +294,15 @@ def test_dims_out_are_the_shapes_a_forward_call_returns(name):
     outputs = outputs if isinstance(outputs, (tuple, list)) else [outputs]
     assert inn.dims_out == [tuple(z.shape[1:]) for z in outputs] == inn.output_dims(inn.dims_in)
     assert inn.dims_in == [tuple(x.shape[1:]) for x in inputs]
+
+
+def test_a_vector_of_batch_size_for_a_node_of_shape_one_is_taken_as_a_column():
+    # FrEIA's docs pass c = torch.randn(batch) to a ConditionNode(1)
+    x, c = Ff.InputNode(2, name="x"), Ff.ConditionNode(1, name="c")
+    a = Ff.Node(x, Fm.GLOWCouplingBlock, {"subnet_constructor": torch.nn.Linear}, conditions=c, name="a")
+    inn = Ff.GraphINN([x, c, a, Ff.OutputNode(a, name="z")])
+    data, condition = torch.randn(5, 2), torch.randn(5)
+    torch.testing.assert_close(inn(data, c=condition)[0], inn(data, c=condition[:, None])[0])
+    assert condition.shape == (5,)
+    with pytest.raises(ValueError, match="condition 'c' has batch size 4, but input 'x' has 5"):
+        inn(data, c=torch.randn(4))

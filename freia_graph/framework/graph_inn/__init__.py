@@ -179,9 +179,7 @@ class GraphINN(Displayable, InvertibleModule):
         inputs = as_tensor_list(x_or_z, self._input_names[rev], "input" if not rev else "reverse input")
         conditions = as_tensor_list(c, self._condition_names, "condition")
         if self.check_inputs:
-            shapes, labels, positions = self._expected[rev]
-            values = inputs + conditions
-            check_tensors(values if positions is None else [values[i] for i in positions], shapes, labels)
+            inputs, conditions = self._checked_call(inputs, conditions, rev)
         if intermediate_outputs:
             return self._run_recording(inputs, conditions, rev, jac)
         reference = first_tensor(inputs, conditions)
@@ -200,6 +198,24 @@ class GraphINN(Displayable, InvertibleModule):
         if len(outputs) == 1 and not self.force_tuple_output:
             return outputs[0], log_det
         return tuple(outputs), log_det
+
+    def _checked_call(self, inputs: list[Tensor], conditions: list[Tensor], rev: bool) -> tuple[list, list]:
+        """Check a call's tensors. A ``(batch,)`` tensor where a node of shape ``(1,)`` is expected is taken as
+        ``(batch, 1)``, a view (FrEIA passes tensors on unchecked, and its docs pass such conditions)."""
+        shapes, labels, positions = self._expected[rev]
+        values = inputs + conditions
+        try:
+            check_tensors(values if positions is None else [values[i] for i in positions], shapes, labels)
+        except ValueError:
+            if shapes is None or positions is not None:
+                raise
+            promoted = [value.unsqueeze(1) if isinstance(value, Tensor) and value.dim() == 1 and shape == (1,)
+                        else value for value, shape in zip(values, shapes)]
+            if all(a is b for a, b in zip(promoted, values)):
+                raise
+            check_tensors(promoted, shapes, labels)
+            values = promoted
+        return values[:len(inputs)], values[len(inputs):]
 
     def _checked_modules(self, reference: Tensor, rev: bool, jac: bool) -> tuple:
         """The modules, each wrapped to verify its answer."""
