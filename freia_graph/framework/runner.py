@@ -24,6 +24,7 @@ Example of generated code for a split into a coupling and a permutation, merged 
 from __future__ import annotations
 
 import linecache
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -86,7 +87,9 @@ class PlanRunner:
         filename = f"<freia_graph plan {id(self):x}>"
         namespace: dict[str, Any] = {"as_tuple": _as_tuple}
         exec(compile(self.source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
+        # Tracebacks show the generated lines while the runner lives; the entry goes with the runner.
         linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
+        weakref.finalize(self, linecache.cache.pop, filename, None)
         self.run: Callable[..., tuple[list[Any], Any]] = namespace["run"]
 
     def __getstate__(self) -> dict[str, Any]:
