@@ -20,7 +20,7 @@ from freia_graph.framework.calls import (
 )
 from freia_graph.framework.display import Displayable
 from freia_graph.framework.graph import build_graph, forward_order, reverse_order
-from freia_graph.framework.nodes import BaseNode
+from freia_graph.framework.nodes import BaseNode, nodes_from_table, nodes_to_table
 from freia_graph.framework.plan import compile_plan
 from freia_graph.framework.runner import PlanRunner
 from freia_graph.modules._linalg import log_abs_det
@@ -41,6 +41,11 @@ def _garbage_collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+# Attributes rebuilt from the node list when a GraphINN is copied or loaded (see __getstate__).
+_DERIVED_FROM_NODES = ("graph", "input_nodes", "condition_nodes", "output_nodes", "_orders", "plans", "_runners",
+                       "_recording_runners")
 
 
 class GraphINN(Displayable, InvertibleModule):
@@ -87,20 +92,12 @@ class GraphINN(Displayable, InvertibleModule):
 
     def _build(self, node_list: list[BaseNode], force_tuple_output: bool, verbose: bool, check_inputs: bool) -> None:
         graph = build_graph(node_list)
-        self.input_nodes = [n for n in node_list if n.kind == "input"]
-        self.condition_nodes = [n for n in node_list if n.kind == "condition"]
-        self.output_nodes = [n for n in node_list if n.kind == "output"]
-        super().__init__([n.output_dims[0] for n in self.input_nodes],
-                         [n.output_dims[0] for n in self.condition_nodes])
-        self.node_list = node_list
-        self.graph = graph
+        super().__init__([n.output_dims[0] for n in node_list if n.kind == "input"],
+                         [n.output_dims[0] for n in node_list if n.kind == "condition"])
         self.force_tuple_output = force_tuple_output
         self.check_inputs = check_inputs
         self.module_list = nn.ModuleList([n.module for n in node_list if n.module is not None])
-        self._orders = (forward_order(graph, node_list), reverse_order(graph, node_list))
-        self.plans = tuple(compile_plan(order, node_list, rev=bool(rev)) for rev, order in enumerate(self._orders))
-        self._runners = tuple(PlanRunner(plan) for plan in self.plans)
-        self._recording_runners: dict[bool, PlanRunner] = {}
+        self._compile(node_list, graph)
         self._verified: set[tuple[bool, bool]] = set()  # directions whose module answers were checked
         # the names of the tensors a call takes, per direction: InputNodes forward, OutputNodes in reverse
         self._input_names = {False: [n.name for n in self.input_nodes], True: [n.name for n in self.output_nodes]}
@@ -116,6 +113,36 @@ class GraphINN(Displayable, InvertibleModule):
         if verbose:
             for rev, order in enumerate(self._orders):
                 print(f"{'reverse' if rev else 'forward'} order: " + " -> ".join(n.name for n in order))
+
+    def _compile(self, node_list: list[BaseNode], graph: Any) -> None:
+        """Everything derived from the nodes: the graph, the orders, the plans and their runners."""
+        self.node_list = node_list
+        self.graph = graph
+        self.input_nodes = [n for n in node_list if n.kind == "input"]
+        self.condition_nodes = [n for n in node_list if n.kind == "condition"]
+        self.output_nodes = [n for n in node_list if n.kind == "output"]
+        self._orders = (forward_order(graph, node_list), reverse_order(graph, node_list))
+        self.plans = tuple(compile_plan(order, node_list, rev=bool(rev)) for rev, order in enumerate(self._orders))
+        self._runners = tuple(PlanRunner(plan) for plan in self.plans)
+        self._recording_runners: dict[bool, PlanRunner] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Flat: nodes become records linked by position and everything derived from them is rebuilt on
+        # load, so deepcopy, pickle, torch.save and AveragedModel work at any depth (linked nodes
+        # recurse once per node).
+        state = super().__getstate__()
+        for key in _DERIVED_FROM_NODES:
+            state.pop(key, None)
+        with _garbage_collector_paused():
+            state["node_list"] = nodes_to_table(self.node_list)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        with _garbage_collector_paused():
+            node_list = nodes_from_table(state.pop("node_list"))
+            super().__setstate__(state)
+            self._compile(node_list, build_graph(node_list))
 
     def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
         """The shapes of the graph's outputs, checking ``input_dims`` against the InputNodes."""
