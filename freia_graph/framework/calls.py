@@ -159,7 +159,7 @@ class DtypeGuard(nn.Module):
     The parameters' dtype is remembered; ``.to()``, ``.double()`` and the like go through ``_apply``,
     which forgets it. A call of the remembered dtype costs one comparison; a different dtype looks at
     the parameters again before failing, so a stale memory never gives a false error. Graphs without
-    parameters or with several floating dtypes are not checked.
+    parameters or with several floating dtypes, and calls under ``torch.autocast``, are not checked.
 
     Example:
         >>> import torch, freia_graph.framework as Ff, freia_graph.modules as Fm
@@ -178,6 +178,8 @@ class DtypeGuard(nn.Module):
         if tensor.dtype is expected or expected is None:
             return
         self._parameter_dtype = expected = floating_dtype(self)
+        if torch.is_autocast_enabled(tensor.device.type):
+            return  # autocast casts inside the modules: other dtypes are expected there
         if expected is not None and tensor.dtype != expected:
             raise ValueError(f"{label} is {tensor.dtype}, but the graph's parameters are {expected}; call "
                              f"inn.to({tensor.dtype}) or pass the tensors .to({expected})")

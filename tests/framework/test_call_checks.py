@@ -100,6 +100,13 @@ def test_mixed_dtypes_and_no_parameters_give_no_false_errors(model):
         assert no_parameters(torch.zeros(2, 4, dtype=dtype))[0].dtype == dtype
 
 
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_autocast_calls_are_not_refused(model):
+    inn = MODELS[model]()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert inn(torch.zeros(2, 4, dtype=torch.bfloat16))[0].dtype == torch.bfloat16
+
+
 def test_sequence_appends_refresh_the_remembered_dtype():
     inn = chain()
     inn(torch.zeros(2, 4))
