@@ -6,10 +6,12 @@ direction, so a module breaking the contract is named.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
 from freia_graph.modules.base import Shape
 
@@ -21,6 +23,11 @@ __all__ = [
     "sum_log_dets",
     "per_sample_log_det",
     "first_tensor",
+    "floating_dtype",
+    "DtypeGuard",
+    "check_finite_values",
+    "MAX_NESTING_DEPTH",
+    "nesting_depth",
 ]
 
 
@@ -99,22 +106,134 @@ def _explain_mismatch(tensors: Sequence[Tensor], shapes: Sequence[Shape] | None,
                              f"{first.dtype} on {first.device}; all tensors of a call must agree")
 
 
+def floating_dtype(module: nn.Module) -> torch.dtype | None:
+    """The one floating dtype of a module's parameters (of its floating buffers if it has no
+    parameters), or None when there are none or several (then no dtype is enforced).
+
+    Example:
+        >>> from torch import nn
+        >>> floating_dtype(nn.Linear(2, 2)), floating_dtype(nn.Linear(2, 2).double()), floating_dtype(nn.ReLU())
+        (torch.float32, torch.float64, None)
+    """
+    dtypes = {p.dtype for p in module.parameters() if p.is_floating_point()}
+    if not dtypes:
+        dtypes = {b.dtype for b in module.buffers() if b.is_floating_point()}
+    return dtypes.pop() if len(dtypes) == 1 else None
+
+
+# Each level of nesting costs about seven Python frames per call (more with the first-call and finite
+# checks): 100 levels stay well inside Python's default recursion limit of 1000.
+MAX_NESTING_DEPTH = 100
+
+
+def nesting_depth(modules: Iterable[nn.Module], what: str) -> int:
+    """How deep a graph or chain of ``modules`` nests graphs (1: none nested), checked against the limit.
+
+    Args:
+        modules: the modules of the graph or chain.
+        what: how to name it in the error.
+
+    Raises:
+        ValueError: beyond :data:`MAX_NESTING_DEPTH` levels, which a call could not run without
+            exceeding Python's recursion limit.
+
+    Example:
+        >>> from torch import nn
+        >>> nesting_depth([nn.Linear(2, 2)], "GraphINN")
+        1
+    """
+    depth = 1 + max((vars(module).get("nesting_depth", 0) for module in modules), default=0)
+    if depth > MAX_NESTING_DEPTH:
+        raise ValueError(f"{what} would nest graphs {depth} levels deep; at most {MAX_NESTING_DEPTH} are supported "
+                         "(each level costs several Python frames of the recursion limit in every call); declare "
+                         "the inner graphs' nodes in the outer graph instead")
+    return depth
+
+
+_UNKNOWN: Any = object()
+
+
+class DtypeGuard(nn.Module):
+    """Mixin for graphs and chains: the call's dtype is checked against the parameters' dtype.
+
+    The parameters' dtype is remembered; ``.to()``, ``.double()`` and the like go through ``_apply``,
+    which forgets it. A call of the remembered dtype costs one comparison; a different dtype looks at
+    the parameters again before failing, so a stale memory never gives a false error. Graphs without
+    parameters or with several floating dtypes, and calls under ``torch.autocast``, are not checked.
+
+    Example:
+        >>> import torch, freia_graph.framework as Ff, freia_graph.modules as Fm
+        >>> inn = Ff.SequenceINN(2)
+        >>> inn.append(Fm.ActNorm)
+        >>> inn(torch.zeros(1, 2, dtype=torch.float64))
+        Traceback (most recent call last):
+        ...
+        ValueError: input 'x' is torch.float64, but the graph's parameters are torch.float32; call inn.to(...
+    """
+
+    _parameter_dtype: Any = _UNKNOWN
+
+    def _check_dtype(self, tensor: Tensor, label: str) -> None:
+        expected = self._parameter_dtype
+        if tensor.dtype is expected or expected is None:
+            return
+        self._parameter_dtype = expected = floating_dtype(self)
+        if torch.is_autocast_enabled(tensor.device.type):
+            return  # autocast casts inside the modules: other dtypes are expected there
+        if expected is not None and tensor.dtype != expected:
+            raise ValueError(f"{label} is {tensor.dtype}, but the graph's parameters are {expected}; call "
+                             f"inn.to({tensor.dtype}) or pass the tensors .to({expected})")
+
+    def _forget_parameter_dtype(self) -> None:
+        """Look at the parameters again on the next call (after modules were converted or replaced)."""
+        self.__dict__.pop("_parameter_dtype", None)
+
+    def _apply(self, *args: Any, **kwargs: Any) -> Any:
+        self._forget_parameter_dtype()
+        return super()._apply(*args, **kwargs)
+
+
+def check_finite_values(tensors: Sequence[Any], labels: Sequence[str], where: str) -> None:
+    """Raise naming ``where`` and the first label whose tensor has a NaN or an infinity.
+
+    Example:
+        >>> import torch
+        >>> check_finite_values([torch.ones(2), torch.tensor([1.0, float("nan")])], ["out0", "out1"], "Node 'a'")
+        Traceback (most recent call last):
+        ...
+        ValueError: Node 'a': non-finite value (NaN or inf) in out1
+    """
+    for value, label in zip(tensors, labels):
+        finite = bool(torch.isfinite(value).all()) if isinstance(value, Tensor) else (
+            not isinstance(value, float) or math.isfinite(value))
+        if not finite:
+            raise ValueError(f"{where}: non-finite value (NaN or inf) in {label}")
+
+
 class CheckedModule:
-    """Calls a module and verifies its answer: used on first calls and for intermediate outputs.
+    """Calls a module and verifies its answer: used on first calls, for intermediate outputs and with
+    ``check_finite``.
 
     Args:
         module: the module to call.
-        node: what to name in errors (a node, or a description of a position in a chain).
+        where: what to name in errors (a node, or a description of a position in a chain).
         n_outputs: how many tensors it must return.
         batch, jac: of the current call.
+        finite_labels: with ``check_finite``, how to name each output in an error (else None: no check).
     """
 
-    def __init__(self, module: Any, where: str, n_outputs: int, batch: int, jac: bool):
+    def __init__(self, module: Any, where: str, n_outputs: int, batch: int, jac: bool,
+                 finite_labels: Sequence[str] | None = None):
         self.module, self.where, self.n_outputs = module, where, n_outputs
         self.batch, self.jac = batch, jac
+        self.finite_labels = finite_labels
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple[tuple, Any]:
-        return verified_answer(self.module(*args, **kwargs), self.where, self.n_outputs, self.batch, self.jac)
+        outputs, log_det = verified_answer(self.module(*args, **kwargs), self.where, self.n_outputs, self.batch,
+                                           self.jac)
+        if self.finite_labels is not None:
+            check_finite_values([*outputs, log_det], [*self.finite_labels, "its log-det"], self.where)
+        return outputs, log_det
 
 
 def verified_answer(answer: Any, where: str, n_outputs: int, batch: int, jac: bool) -> tuple[tuple, Any]:

@@ -20,11 +20,14 @@ class Displayable:
 
         return mimebundle(self, include=include, exclude=exclude)
 
-    def summary(self) -> str:
-        """A table of nodes, modules, shapes and parameter counts (a one-line description for a node)."""
+    def summary(self, max_rows: int | None = 60) -> str:
+        """A table of nodes, modules, shapes and parameter counts (a one-line description for a node).
+
+        Beyond ``max_rows`` nodes the first and last rows are shown and the rest counted; None lists all.
+        """
         from freia_graph.viz.display import summary
 
-        return summary(self)
+        return summary(self, max_rows)
 
     def __str__(self) -> str:
         return self.summary()

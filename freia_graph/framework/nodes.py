@@ -19,7 +19,17 @@ from torch import nn
 from freia_graph.framework.display import Displayable
 from freia_graph.modules.base import INDEX_SHAPE, InvertibleModule, Shape, normalize_shapes
 
-__all__ = ["Port", "BaseNode", "InputNode", "ConditionNode", "Node", "FeedForwardNode", "OutputNode"]
+__all__ = [
+    "Port",
+    "BaseNode",
+    "InputNode",
+    "ConditionNode",
+    "Node",
+    "FeedForwardNode",
+    "OutputNode",
+    "nodes_to_table",
+    "nodes_from_table",
+]
 
 Port = tuple["BaseNode", int]
 
@@ -96,6 +106,67 @@ class BaseNode(Displayable):
         shapes = ", ".join(str(s) for s in self.output_dims)
         return f"{type(self).__name__}('{self.name}' -> [{shapes}])"
 
+
+
+NodeTable = list[tuple[type, dict[str, Any]]]
+
+
+def nodes_to_table(node_list: Sequence[BaseNode]) -> NodeTable:
+    """The nodes as flat records, each port ``(node, index)`` written as ``(position in node_list, index)``.
+
+    Nodes link to each other, so pickling or deep-copying them directly recurses once per node along a
+    chain (RecursionError from about a hundred nodes); the table has no links and a fixed depth. The
+    records keep each node's built module but not its ``module_args`` or a constructor function given
+    as ``module_type`` (often lambdas, which cannot be pickled; the module is built already).
+
+    Example:
+        >>> x = InputNode(4, name="x"); z = OutputNode(x, name="z")
+        >>> [(cls.__name__, state["inputs"]) for cls, state in nodes_to_table([x, z])]
+        [('InputNode', []), ('OutputNode', [(0, 0)])]
+    """
+    position = {id(node): index for index, node in enumerate(node_list)}
+
+    def flat(ports: list[Port], node: BaseNode) -> list[tuple[int, int]]:
+        missing = [other.name for other, _ in ports if id(other) not in position]
+        if missing:
+            raise ValueError(f"Node '{node.name}' is linked to {missing}, which are not in node_list")
+        return [(position[id(other)], index) for other, index in ports]
+
+    table = []
+    for node in node_list:
+        state = dict(node.__dict__)
+        for key in ("inputs", "conditions", "outputs"):
+            state[key] = flat(state[key], node)
+        state["module_args"] = None
+        if not isinstance(state["module_type"], (type, nn.Module)):
+            state["module_type"] = None
+        table.append((type(node), state))
+    return table
+
+
+def nodes_from_table(table: NodeTable) -> list[BaseNode]:
+    """The nodes of :func:`nodes_to_table`, linked again, without recursion.
+
+    They get fresh serial numbers in their original declaration order, so they sort after every node
+    alive in this process, as if declared now.
+
+    Example:
+        >>> x = InputNode(4, name="x"); z = OutputNode(x, name="z")
+        >>> x2, z2 = nodes_from_table(nodes_to_table([x, z]))
+        >>> z2.inputs[0][0] is x2, x2.outputs[0][0] is z2, x2 is x
+        (True, True, False)
+    """
+    nodes = []
+    for cls, state in table:
+        node = cls.__new__(cls)
+        node.__dict__.update(state)
+        nodes.append(node)
+    for node in nodes:
+        for key in ("inputs", "conditions", "outputs"):
+            setattr(node, key, [(nodes[position], index) for position, index in getattr(node, key)])
+    for node in sorted(nodes, key=lambda node: node.serial):
+        node.serial = next(_serial_numbers)
+    return nodes
 
 
 def _as_port(reference: Any, owner: str, role: str, index: int) -> Port:

@@ -34,6 +34,7 @@ import hashlib
 import linecache
 import os
 import tempfile
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -147,6 +148,7 @@ class PlanRunner:
     def _publish_source(self) -> None:
         lines = self.source.splitlines(True)
         linecache.cache[self.filename] = (len(self.source), None, lines, self.filename)
+        weakref.finalize(self, linecache.cache.pop, self.filename, None)  # the entry goes with the runner
         with contextlib.suppress(OSError):  # the note still names the node without it
             os.makedirs(os.path.dirname(self.filename), exist_ok=True)
             if not os.path.exists(self.filename):

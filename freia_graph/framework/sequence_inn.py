@@ -11,8 +11,11 @@ from torch import Tensor, nn
 from freia_graph.framework.call_form import CallForm, call_form
 from freia_graph.framework.calls import (
     CheckedModule,
+    DtypeGuard,
     as_tensor_list,
+    check_finite_values,
     check_tensors,
+    nesting_depth,
     per_sample_log_det,
     sum_log_dets,
 )
@@ -22,7 +25,7 @@ from freia_graph.modules.base import InvertibleModule, Shape, normalize_shapes
 __all__ = ["SequenceINN"]
 
 
-class SequenceINN(Displayable, InvertibleModule):
+class SequenceINN(Displayable, DtypeGuard, InvertibleModule):
     """A chain of invertible modules, each feeding the next; itself an :class:`InvertibleModule`.
 
     Modules are added with :meth:`append`. Conditions are given by index: ``append(block, cond=0,
@@ -34,8 +37,9 @@ class SequenceINN(Displayable, InvertibleModule):
     Args:
         *dims: the input shape (without batch), e.g. ``SequenceINN(3, 32, 32)``.
         force_tuple_output: return a 1-tuple instead of a tensor.
-        check_inputs: check every call's tensors before any module runs, and, on the first call in
-            each direction, every module's answer.
+        check_inputs: check every call's tensors (shape, batch, device, and dtype also against the
+            parameters') before any module runs, and, on the first call in each direction, every
+            module's answer.
 
     Example:
         >>> import torch, freia_graph.framework as Ff, freia_graph.modules as Fm
@@ -59,6 +63,7 @@ class SequenceINN(Displayable, InvertibleModule):
         self.check_inputs = check_inputs
         self._call_forms: list[CallForm] = []  # how each module is called, decided when it is added
         self._backwards = False
+        self.nesting_depth = 1
         self._verified: set[tuple[bool, bool]] = set()  # directions whose module answers were checked
 
     def append(
@@ -95,9 +100,11 @@ class SequenceINN(Displayable, InvertibleModule):
         if len(output_dims) != 1:
             raise ValueError(f"module {position}: {type(module).__name__} has {len(output_dims)} outputs; "
                              "a SequenceINN needs one (use GraphINN for branches)")
+        self.nesting_depth = max(self.nesting_depth, nesting_depth([module], f"module {position}"))
         self._call_forms.append(call_form(module, cond is not None, f"module {position} ({type(module).__name__})"))
         self.module_list.append(module)
         self._verified.clear()
+        self._forget_parameter_dtype()
         self.conditions.append(cond)
         self.shapes.append(output_dims[0])
         if cond is not None and cond == len(self.dims_c):
@@ -166,12 +173,15 @@ class SequenceINN(Displayable, InvertibleModule):
         c: Tensor | Sequence[Tensor] | None = None,
         rev: bool = False,
         jac: bool = True,
+        check_finite: bool = False,
     ) -> tuple[Any, Tensor]:
         """Run the chain forward, or backwards with ``rev=True``.
 
         Args:
             x_or_z: a tensor, or a 1-tuple/list holding one.
             c: the conditions, a tensor or a list indexed by the ``cond`` given to :meth:`append`.
+            check_finite: a debugging mode: raise a ``ValueError`` naming the first module (its position,
+                class and the direction) whose output or log-det holds a NaN or an infinity.
 
         Returns:
             ``(output, log_det)`` with log|det J| per sample (zeros with ``jac=False``).
@@ -179,14 +189,21 @@ class SequenceINN(Displayable, InvertibleModule):
         backwards = rev != self._backwards
         inputs = as_tensor_list(x_or_z, ["x"], "input")
         conditions = as_tensor_list(c, [f"c[{i}]" for i in range(len(self.dims_c))], "condition")
-        if self.check_inputs:
+        if self.check_inputs or check_finite:
             labels = ["input 'x'"] + [f"condition 'c[{i}]'" for i in range(len(conditions))]
+        if self.check_inputs:
             check_tensors(inputs + conditions, [self.shapes[-1] if backwards else self.shapes[0]] + self.dims_c, labels)
-        verify = self.check_inputs and (backwards, jac) not in self._verified
+            if inputs[0].dtype is not self._parameter_dtype:  # the steady state is this one comparison
+                self._check_dtype(inputs[0], labels[0])
+        verify = check_finite or (self.check_inputs and (backwards, jac) not in self._verified)
         modules = tuple(self.module_list)  # through the module tree, so DataParallel replicas use their own
         if verify:
-            modules = tuple(CheckedModule(module, f"module {position} ({type(module).__name__})", 1,
-                                          inputs[0].shape[0], jac) for position, module in enumerate(modules))
+            if check_finite:
+                check_finite_values(inputs + conditions, labels, "the call's tensors")
+            direction = (", reverse" if backwards else ", forward") if check_finite else ""
+            output = ["its output"] if check_finite else None
+            modules = tuple(CheckedModule(module, f"module {position} ({type(module).__name__}{direction})", 1,
+                                          inputs[0].shape[0], jac, output) for position, module in enumerate(modules))
         steps = list(enumerate(zip(modules, self.conditions, self._call_forms)))
         if backwards:
             steps.reverse()
@@ -239,6 +256,7 @@ class SequenceINN(Displayable, InvertibleModule):
         part.shapes = self.shapes[ordered[0]:ordered[-1] + 2]
         part.dims_c = list(self.dims_c)
         part._backwards = self._backwards != (step == -1)
+        part.nesting_depth = self.nesting_depth
         if part._backwards:
             part.dims_in = [part.shapes[-1]]
         return part
@@ -253,6 +271,8 @@ class SequenceINN(Displayable, InvertibleModule):
             raise ValueError(f"module {position}: {type(module).__name__} outputs {output_dims}, but the chain "
                              f"needs {[self.shapes[position + 1]]} there")
         form = call_form(module, cond is not None, f"module {position} ({type(module).__name__})")
+        self.nesting_depth = max(self.nesting_depth, nesting_depth([module], f"module {position}"))
         self.module_list[position] = module
         self._call_forms[position] = form
         self._verified.clear()
+        self._forget_parameter_dtype()

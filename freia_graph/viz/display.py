@@ -10,12 +10,14 @@ The framework's classes call these lazily (``freia_graph.viz`` is not imported w
 from __future__ import annotations
 
 from collections.abc import Callable, Container
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from .export import to_networkx
+from freia_graph.framework.graph import garbage_collector_paused
+
+from .export import count_parameters, node_attributes, to_networkx
 from .style import format_shape, format_shapes
 
-__all__ = ["summary", "mimebundle"]
+__all__ = ["summary", "mimebundle", "visible", "MAX_ROWS"]
 
 T = TypeVar("T")
 
@@ -34,9 +36,23 @@ def _plain(obj: Any) -> str:
     return _guarded(lambda: object.__repr__(obj), describe_error)
 
 
-def summary(obj: Any) -> str:
+MAX_ROWS = 60  # a summary shows at most this many node rows by default: the first ones and the last TAIL_ROWS
+TAIL_ROWS = 10
+MAX_CELL = 60  # characters of one cell
+MAX_SOURCES = 4  # sources listed in an inputs or conditions cell
+
+
+def summary(obj: Any, max_rows: int | None = MAX_ROWS) -> str:
     """A text summary: a table of nodes, modules, shapes and parameters for a ``GraphINN`` or
     ``SequenceINN``; one line for a node. Never raises (falls back to a plain description).
+
+    Large graphs stay readable and fast: beyond ``max_rows`` nodes the table shows the first and the
+    last ones and says how many it left out; a cell lists at most four sources and 60 characters;
+    control characters in names are shown escaped (``\\x1b``), so printing cannot drive the terminal.
+
+    Args:
+        obj: a ``GraphINN``, ``SequenceINN``, node, list of nodes or graph from ``to_networkx``.
+        max_rows: the most node rows to show; None shows them all.
 
     Example:
         >>> import freia_graph.framework as Ff, freia_graph.modules as Fm
@@ -55,11 +71,38 @@ def summary(obj: Any) -> str:
     """
     if _is_single_node(obj):
         return _guarded(lambda: _node_line(obj), lambda: _plain(obj))
-    return _guarded(lambda: _table(obj), lambda: _plain(obj))
+    with garbage_collector_paused():
+        return _guarded(lambda: _table(obj, max_rows), lambda: _plain(obj))
 
 
 def _is_single_node(obj: Any) -> bool:
     return _guarded(lambda: all(hasattr(obj, a) for a in ("kind", "inputs", "conditions")), lambda: False)
+
+
+def visible(text: object) -> str:
+    """``str(text)`` with control and other unprintable characters written as escapes.
+
+    Example:
+        >>> print(visible("red" + chr(27) + "[31m"))
+        red\\x1b[31m
+    """
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def _cell(text: str) -> str:
+    text = visible(text)
+    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…"
+
+
+def _listed(names: list[str], count: int | None = None) -> str:
+    """Names, comma separated, at most MAX_SOURCES of them (``count``: how many there are in all)."""
+    count = len(names) if count is None else count
+    if count > MAX_SOURCES:
+        names = names[:MAX_SOURCES - 1] + [f"… +{count - MAX_SOURCES + 1} more"]
+    return ", ".join(names) or "-"
 
 
 def _reference(node: Any, port: int) -> str:
@@ -74,53 +117,108 @@ def _node_line(node: Any) -> str:
     parts = []
     for label, ports in (("inputs", node.inputs), ("conditions", node.conditions)):
         if ports:
-            parts.append(label + " " + ", ".join(
-                f"{_reference(source, port)} {format_shape(tuple(source.output_dims[port]))}" for source, port in ports
-            ))
+            parts.append(label + " " + _listed([
+                f"{visible(_reference(source, port))} {format_shape(tuple(source.output_dims[port]))}"
+                for source, port in ports
+            ]))
     if node.output_dims:
         parts.append("outputs " + format_shapes([tuple(shape) for shape in node.output_dims]))
     parameters = sum(p.numel() for p in module.parameters()) if node.module is not None else 0
     parts.append(f"{parameters:,} parameters")
-    return f"{type(node).__name__} {node.name!r} ({kind}): " + "; ".join(parts)
+    return f"{type(node).__name__} {visible(repr(node.name))} ({kind}): " + "; ".join(parts)
 
 
-def _sources(graph, key: str, condition: bool) -> str:
+class _Rows(NamedTuple):
+    """What a table needs: where the graph came from, every node's kind, the parameter total, and the
+    cells of the i-th node (declaration order), computed only for the rows shown."""
+
+    source: str
+    kinds: list[str]
+    parameters: int
+    cells: Callable[[int], list[str]]
+
+
+def _shapes(shapes: list) -> str:
+    """At most MAX_SOURCES shapes (the cell is cut at MAX_CELL characters anyway)."""
+    return format_shapes(shapes[:MAX_SOURCES]) + (" …" if len(shapes) > MAX_SOURCES else "")
+
+
+def _cells(data: dict, inputs: str, conditions: str) -> list[str]:
+    arrow_in = _shapes(data["input_dims"]) + " " if data["input_dims"] else ""
+    arrow_out = " " + _shapes(data["output_dims"]) if data["output_dims"] else ""
+    has_module = data["kind"] in ("invertible", "feed_forward")
+    return [
+        str(data["index"]), _cell(data["name"]), data["kind"], _cell(data["module"] or "-"),
+        _cell(inputs), _cell(conditions), _cell(f"{arrow_in}→{arrow_out}"),
+        f"{data['params']:,}" if has_module else "-",
+    ]
+
+
+def _ports(ports: list) -> str:
+    return _listed([visible(_reference(*port)) for port in ports[:MAX_SOURCES]], len(ports))
+
+
+def _rows_of_nodes(nodes: list, source: str) -> _Rows:
+    """Straight from the node objects: no networkx graph of a possibly huge model is built."""
+
+    def cells(index: int) -> list[str]:
+        node = nodes[index]
+        return _cells(node_attributes(node, index), _ports(node.inputs), _ports(node.conditions))
+
+    kinds = [getattr(node, "kind", "unknown") for node in nodes]
+    parameters = sum(count_parameters(node.module) for node in nodes if node.module is not None)
+    return _Rows(source, kinds, parameters, cells)
+
+
+def _sources(graph, key: str, condition: bool) -> list[str]:
     edges = sorted((d["in_port"], u, d["out_port"]) for u, _, d in graph.in_edges(key, data=True)
                    if d["condition"] == condition)
     names = []
     for _, source, port in edges:
         outputs = len(graph.nodes[source]["output_dims"])
-        names.append(graph.nodes[source]["name"] + (f".out{port}" if outputs > 1 else ""))
-    return ", ".join(names) or "-"
+        names.append(visible(graph.nodes[source]["name"] + (f".out{port}" if outputs > 1 else "")))
+    return names
 
 
-def _row(graph, key: str, data: dict) -> list[str]:
-    arrow_in = format_shapes(data["input_dims"]) + " " if data["input_dims"] else ""
-    arrow_out = " " + format_shapes(data["output_dims"]) if data["output_dims"] else ""
-    has_module = data["kind"] in ("invertible", "feed_forward")
-    return [
-        str(data["index"]), data["name"], data["kind"], data["module"] or "-",
-        _sources(graph, key, False), _sources(graph, key, True), f"{arrow_in}→{arrow_out}",
-        f"{data['params']:,}" if has_module else "-",
-    ]
-
-
-def _table(obj: Any) -> str:
-    graph = to_networkx(obj)
+def _rows_of_graph(graph) -> _Rows:
     nodes = sorted(graph.nodes(data=True), key=lambda item: item[1]["index"])
+
+    def cells(index: int) -> list[str]:
+        key, data = nodes[index]
+        return _cells(data, _listed(_sources(graph, key, False)), _listed(_sources(graph, key, True)))
+
     kinds = [data["kind"] for _, data in nodes]
-    total = sum(data["params"] for _, data in nodes)
-    title = (
-        f"{graph.graph.get('source', type(obj).__name__)}: {len(nodes)} nodes ({kinds.count('input')} input"
-        f"{'s' * (kinds.count('input') != 1)}, {kinds.count('condition')} condition"
-        f"{'s' * (kinds.count('condition') != 1)}, {kinds.count('output')} output"
-        f"{'s' * (kinds.count('output') != 1)}), {total:,} parameters"
-    )
+    return _Rows(graph.graph.get("source", "graph"), kinds, sum(data["params"] for _, data in nodes), cells)
+
+
+def _rows(obj: Any) -> _Rows:
+    if hasattr(obj, "node_list") and hasattr(obj, "graph"):
+        return _rows_of_nodes(list(obj.node_list), "GraphINN")
+    return _rows_of_graph(to_networkx(obj))
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' * (count != 1)}"
+
+
+def _table(obj: Any, max_rows: int | None) -> str:
+    found = _rows(obj)
+    count, kinds = len(found.kinds), found.kinds
+    title = (f"{found.source}: {count} nodes ({_plural(kinds.count('input'), 'input')}, "
+             f"{_plural(kinds.count('condition'), 'condition')}, {_plural(kinds.count('output'), 'output')}), "
+             f"{found.parameters:,} parameters")
+    if max_rows is None or count <= max_rows:
+        shown, gap = list(range(count)), count
+    else:
+        tail = min(TAIL_ROWS, max_rows // 2)
+        shown, gap = [*range(max_rows - tail), *range(count - tail, count)], max_rows - tail
     rows = [["#", "name", "kind", "module", "inputs", "conditions", "shapes", "params"]]
-    rows += [_row(graph, key, data) for key, data in nodes]
+    rows += [found.cells(index) for index in shown]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [" " + "  ".join(cell.rjust(w) if i == 0 else cell.ljust(w) for i, (cell, w) in
                              enumerate(zip(row, widths, strict=True))).rstrip() for row in rows]
+    if gap < count:
+        lines.insert(1 + gap, f" … {count - len(shown):,} more nodes (summary(max_rows=None) lists them all)")
     return "\n".join([title] + lines)
 
 

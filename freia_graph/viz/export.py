@@ -7,11 +7,12 @@ from collections.abc import Iterable
 from typing import Any
 
 import networkx as nx
+from torch import nn
 
-from .simplify import collapse_runs
+from .simplify import add_placeholder, collapse_runs
 from .style import KIND_STYLES, format_shape, printable
 
-__all__ = ["to_networkx", "to_dot", "to_mermaid"]
+__all__ = ["to_networkx", "to_dot", "to_mermaid", "abbreviated_graph", "node_attributes", "count_parameters"]
 
 _KINDS = ("input", "condition", "invertible", "feed_forward", "output")
 
@@ -74,7 +75,16 @@ def _shapes(shapes: Iterable[Iterable[int]] | None) -> list[tuple[int, ...]]:
     return [tuple(int(d) for d in shape) for shape in shapes or ()]
 
 
-def _count_parameters(module: Any) -> int:
+def count_parameters(module: Any) -> int:
+    """The number of parameters of a module (0 for None or anything without parameters).
+
+    Example:
+        >>> from torch import nn
+        >>> count_parameters(nn.Linear(2, 3)), count_parameters(None)
+        (9, 0)
+    """
+    if isinstance(module, nn.Module) and not module._modules:  # a leaf: skip the generators (huge graphs)
+        return sum(p.numel() for p in module._parameters.values() if p is not None)
     parameters = getattr(module, "parameters", None)
     return sum(p.numel() for p in parameters()) if callable(parameters) else 0
 
@@ -97,14 +107,21 @@ def _unique_keys(names: list[str]) -> list[str]:
     return keys
 
 
-def _node_attributes(node: Any, index: int) -> dict:
+def node_attributes(node: Any, index: int, counted: bool = True) -> dict:
+    """The attributes :func:`to_networkx` gives a node (``params`` is 0 unless ``counted``).
+
+    Example:
+        >>> import freia_graph.framework as Ff
+        >>> node_attributes(Ff.InputNode(4, name="x"), 0)["output_dims"]
+        [(4,)]
+    """
     kind = getattr(node, "kind", "unknown")
     module = getattr(node, "module", None)
     return dict(
         kind=kind if kind in _KINDS else "unknown",
         name=str(getattr(node, "name", None) or f"{kind}_{index}"),
         module=_class_name(module if module is not None else getattr(node, "module_type", None)),
-        params=_count_parameters(module),
+        params=count_parameters(module) if counted else 0,
         input_dims=_shapes(getattr(node, "input_dims", None)),
         condition_dims=_shapes(getattr(node, "condition_dims", None)),
         output_dims=_shapes(getattr(node, "output_dims", None)),
@@ -113,7 +130,7 @@ def _node_attributes(node: Any, index: int) -> dict:
 
 
 def _add_nodes(graph: nx.MultiDiGraph, nodes: list) -> dict[int, str]:
-    attributes = [_node_attributes(node, index) for index, node in enumerate(nodes)]
+    attributes = [node_attributes(node, index) for index, node in enumerate(nodes)]
     keys = _unique_keys([a["name"] for a in attributes])
     for key, attribute in zip(keys, attributes, strict=True):
         graph.add_node(key, **attribute)
@@ -146,6 +163,11 @@ def _from_graph_inn(inn: Any) -> nx.MultiDiGraph:
 
 
 def _from_nodes(nodes: list, source: str) -> nx.MultiDiGraph:
+    return _graph_of_nodes(nodes, source)[0]
+
+
+def _graph_of_nodes(nodes: list, source: str) -> tuple[nx.MultiDiGraph, dict[int, str]]:
+    """The graph of ``nodes`` (edges to nodes outside the list are left out), and each node's key by id."""
     graph = nx.MultiDiGraph(source=source)
     key = _add_nodes(graph, nodes)
     edges = []
@@ -156,6 +178,80 @@ def _from_nodes(nodes: list, source: str) -> nx.MultiDiGraph:
                     shape = node.output_dims[out_port]
                     edges.append((key[id(node)], key[id(target)], _edge(out_port, in_port, shape, condition)))
     _add_edges(graph, edges)
+    return graph, key
+
+
+def _parallel_groups(nodes: list, min_repeats: int) -> list[list]:
+    """Runs of the same block side by side: one input from the same node, one output to the same node,
+    the same module class, shapes and conditions (e.g. a 1000-way split, a block per piece, a concat)."""
+    groups: dict[tuple, list] = {}
+    for node in nodes:
+        if node.kind != "invertible" or len(node.inputs) != 1 or len(node.outputs) != 1:
+            continue
+        conditions = tuple((id(source), port) for source, port in node.conditions) if node.conditions else ()
+        signature = (id(node.inputs[0][0]), id(node.outputs[0][0]), type(node.module), tuple(node.input_dims[0]),
+                     tuple(node.output_dims[0]), conditions)
+        groups.setdefault(signature, []).append(node)
+    return [members for members in groups.values() if len(members) >= min_repeats]
+
+
+def _nodes_of(inn: Any) -> list | None:
+    if isinstance(getattr(inn, "graph", None), nx.DiGraph) and hasattr(inn, "node_list"):
+        return list(inn.node_list)
+    if _is_node(inn):
+        return _collect_nodes(inn)
+    if isinstance(inn, (list, tuple)) and inn and all(_is_node(node) for node in inn):
+        return list(inn)
+    return None
+
+
+def abbreviated_graph(inn: Any, max_nodes: int | None, min_repeats: int | None = 3) -> nx.MultiDiGraph:
+    """What a drawing of ``inn`` shows: :func:`to_networkx`, abbreviated from the node objects of a
+    GraphINN or node list, without a networkx graph of the whole model: at least ``min_repeats`` blocks
+    side by side (one input from the same node, one output to the same node, same class and shapes)
+    become one stacked node (``"PermuteRandom ×1000 in parallel"``; None: never), and of more than
+    ``max_nodes`` nodes the first ``max_nodes - 1`` are kept and the rest become one "… N more
+    nodes" node.
+
+    Example:
+        >>> import freia_graph.framework as Ff, freia_graph.modules as Fm
+        >>> x = Ff.InputNode(8, name="x")
+        >>> split = Ff.Node(x, Fm.Split, {"section_sizes": [2] * 4}, name="split")
+        >>> blocks = [Ff.Node(split.port(i), Fm.PermuteRandom, {"seed": i}, name=f"p{i}") for i in range(4)]
+        >>> merge = Ff.Node([block.out0 for block in blocks], Fm.Concat, {}, name="merge")
+        >>> inn = Ff.GraphINN([x, split, *blocks, merge, Ff.OutputNode(merge, name="z")])
+        >>> graph = abbreviated_graph(inn, max_nodes=500)
+        >>> [data["module"] for _, data in graph.nodes(data=True)]
+        [None, 'Split', 'PermuteRandom ×4 in parallel', 'Concat', None]
+    """
+    nodes = _nodes_of(inn)
+    groups = {} if nodes is None or min_repeats is None else {
+        id(members[0]): members for members in _parallel_groups(nodes, min_repeats)}
+    if nodes is None or (not groups and (max_nodes is None or len(nodes) <= max_nodes)):
+        return to_networkx(inn)
+    grouped = {id(member) for members in groups.values() for member in members[1:]}
+    drawn = [node for node in nodes if id(node) not in grouped]
+    if max_nodes is not None and len(drawn) > max_nodes:
+        kept, dropped = drawn[:max_nodes - 1], drawn[max_nodes - 1:]  # and the "… N more" node
+    else:
+        kept, dropped = drawn, []
+    graph, key = _graph_of_nodes(kept, "GraphINN" if hasattr(inn, "node_list") else "nodes")
+    for members in groups.values():
+        if id(members[0]) in key:
+            data = graph.nodes[key[id(members[0])]]
+            data.update(name=f"{data['name']} … {members[-1].name}", module=f"{data['module']} ×{len(members)} "
+                        "in parallel", params=sum(count_parameters(m.module) for m in members),
+                        members=[str(m.name) for m in members], repeats=len(members))
+    if dropped:
+        left_out = {id(node) for node in dropped}
+        hidden = sum(len(groups.get(id(node), [node])) for node in dropped)
+        feeders = []
+        for node in kept:
+            port = next((index for index, _ in enumerate(node.output_dims)
+                         if any(id(consumer) in left_out for consumer, _ in node.outputs)), None)
+            if port is not None and node.kind not in ("condition", "feed_forward"):
+                feeders.append((key[id(node)], _edge(port, 0, node.output_dims[port], False)))
+        add_placeholder(graph, hidden, max_nodes, feeders)
     return graph
 
 
@@ -173,7 +269,7 @@ def _from_sequence_inn(inn: Any) -> nx.MultiDiGraph:
     for i, module in enumerate(inn.module_list):
         condition = condition_of[i]
         graph.add_node(str(i), kind="invertible", name=str(i), module=_class_name(module),
-                       params=_count_parameters(module), input_dims=[shapes[i]],
+                       params=count_parameters(module), input_dims=[shapes[i]],
                        condition_dims=[dims_c[condition]] if condition is not None else [],
                        output_dims=[shapes[i + 1]], index=1 + len(dims_c) + i)
         graph.add_edge(previous, str(i), **_edge(0, 0, shapes[i], False))

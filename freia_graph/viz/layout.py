@@ -15,7 +15,7 @@ from typing import Any
 import networkx as nx
 
 from .layered import Arrangement, Chain, arrange
-from .simplify import badge_conditions, collapse_runs
+from .simplify import badge_conditions, cap_nodes, collapse_runs
 from .style import BADGE_COLORS, format_count, format_shapes, text_width
 from .wrap import Wrapping, wrap_layers
 
@@ -27,6 +27,7 @@ __all__ = [
 MARGIN = 16.0
 PAD_X, PAD_Y = 10.0, 6.0
 LABEL_SIZE, BADGE_SIZE, BADGE_HEIGHT = 10.0, 9.0, 14.0
+TOOLTIP_LINE = 160  # characters: a concat of thousands of inputs would otherwise list every shape
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class LayoutOptions:
         highlight: names of nodes to draw with a thick border.
         wrap: cut a drawing much deeper than broad (a long chain drawn expanded) into several columns
             (rows for ``"LR"``); see :mod:`freia_graph.viz.wrap`.
+        max_nodes: the most nodes drawn (after collapsing); the rest become one "… N more nodes" node,
+            so that a picture of a huge graph stays small and quick. None draws everything.
     """
 
     direction: str = "TB"
@@ -56,8 +59,11 @@ class LayoutOptions:
     shapes: bool = True
     highlight: tuple[str, ...] = ()
     wrap: bool = True
+    max_nodes: int | None = 500
 
     def __post_init__(self) -> None:
+        if self.max_nodes is not None and (not isinstance(self.max_nodes, int) or self.max_nodes < 1):
+            raise ValueError(f"max_nodes must be a positive int or None, got {self.max_nodes!r}")
         if self.direction not in ("TB", "LR"):
             raise ValueError(f"direction must be 'TB' or 'LR', got {self.direction!r}")
         if self.conditions not in ("auto", "badges", "edges"):
@@ -181,14 +187,14 @@ def _tooltip(data: dict) -> str:
         lines.append(f"module: {data['module']}")
     lines += [
         f"parameters: {data['params']:,}",
-        f"inputs: {format_shapes(data['input_dims'])}",
-        f"conditions: {format_shapes(data['condition_dims'])}",
-        f"outputs: {format_shapes(data['output_dims'])}",
+        f"inputs: {format_shapes(data['input_dims'][:TOOLTIP_LINE // 4])}",
+        f"conditions: {format_shapes(data['condition_dims'][:TOOLTIP_LINE // 4])}",
+        f"outputs: {format_shapes(data['output_dims'][:TOOLTIP_LINE // 4])}",
     ]
     if data.get("members"):
         shown = data["members"][:12]
         lines.append("members: " + ", ".join(shown) + (", …" if len(data["members"]) > 12 else ""))
-    return "\n".join(lines)
+    return "\n".join(line if len(line) <= TOOLTIP_LINE else line[:TOOLTIP_LINE - 1] + "…" for line in lines)
 
 
 def _make_box(key: str, data: dict, badges: list[Badge], options: LayoutOptions) -> Box:
@@ -321,11 +327,12 @@ def _label_route(route: Route, text: str, direction: str, near_target: bool | No
         route.label_x, route.label_y, route.label_anchor = x, y - 4, "middle"
 
 
-def _label_place(view: nx.MultiDiGraph, source: str, target: str, condition: bool) -> bool | None:
+def _label_place(view: nx.MultiDiGraph, fan_ins: dict[str, int], source: str, target: str,
+                 condition: bool) -> bool | None:
     """Where neighbouring edges are far apart: near the target for conditions and for edges that fan
     out of their source, near the source for edges gathering into a target, else in the middle."""
     fan_out = view.out_degree(source)
-    fan_in = sum(not d["condition"] for _, _, d in view.in_edges(target, data=True))
+    fan_in = fan_ins[target]
     if condition or (fan_out > 1 and fan_in <= 1):
         return True
     if fan_in > 1 and fan_out == 1:
@@ -401,6 +408,7 @@ def _add_legend(layout: Layout, legend: str) -> None:
 
 def _view(graph: nx.MultiDiGraph, options: LayoutOptions):
     view = collapse_runs(graph, options.min_repeats) if options.collapse else graph
+    view = cap_nodes(view, options.max_nodes)
     return badge_conditions(view, options.conditions, options.badge_threshold)
 
 
@@ -432,10 +440,13 @@ def compute_layout(graph: nx.MultiDiGraph, options: LayoutOptions | None = None)
         boxes[key].x, boxes[key].y = _point(arrangement.position[vertex], start + size / 2, options.direction)
         _place_badges(boxes[key])
     routes = []
+    fan_ins = {key: 0 for key in view}  # data edges into each node, counted once (not once per edge)
+    for _, target, condition in view.edges(data="condition"):
+        fan_ins[target] += not condition
     for chain in arrangement.chains:
         route = _route(arrangement, chain, spans, options.direction, wrapping)
         if options.shapes:
-            place = _label_place(view, chain.source, chain.target, chain.data["condition"])
+            place = _label_place(view, fan_ins, chain.source, chain.target, chain.data["condition"])
             _label_route(route, _shape_label(chain.data), options.direction, place)
         routes.append(route)
     left, top, right, bottom = _bounds(list(boxes.values()), routes)
@@ -449,6 +460,8 @@ def compute_layout(graph: nx.MultiDiGraph, options: LayoutOptions | None = None)
 
 def layout_of(inn: Any, options: dict) -> Layout:
     """Convenience for the renderers: convert, validate the options, lay out."""
-    from .export import to_networkx
+    from .export import abbreviated_graph
 
-    return compute_layout(to_networkx(inn), LayoutOptions(**options))
+    checked = LayoutOptions(**options)
+    graph = abbreviated_graph(inn, checked.max_nodes, checked.min_repeats if checked.collapse else None)
+    return compute_layout(graph, checked)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-__all__ = ["collapse_runs", "badge_conditions"]
+__all__ = ["collapse_runs", "badge_conditions", "cap_nodes", "add_placeholder"]
 
 _MAX_PERIOD = 4
 
@@ -178,3 +178,48 @@ def badge_conditions(
         for consumer in consumers:
             badges.setdefault(consumer, []).append(source)
     return view, badges, fan_out
+
+
+def add_placeholder(graph: nx.MultiDiGraph, hidden: int, max_nodes: int, feeders: list[tuple[str, dict]]) -> str:
+    """Add the node that stands for ``hidden`` nodes left out of a drawing, fed by ``feeders``
+    (``(key, edge data)`` of kept nodes whose outputs went to left-out ones); returns its key."""
+    key = f"… {hidden:,} more nodes"
+    index = 1 + max((data["index"] for _, data in graph.nodes(data=True)), default=0)
+    graph.add_node(key, kind="unknown", name=key, module=f"not drawn (max_nodes={max_nodes})", params=0,
+                   input_dims=[], condition_dims=[], output_dims=[], index=index)
+    for source, data in feeders:
+        graph.add_edge(source, key, **{**data, "in_port": 0})
+    return key
+
+
+def cap_nodes(graph: nx.MultiDiGraph, max_nodes: int | None) -> nx.MultiDiGraph:
+    """Keep the first ``max_nodes - 1`` nodes (declaration order); the rest become one "… N more nodes" node.
+
+    N counts the original nodes, members of collapsed runs included. The input graph is not modified.
+
+    Example:
+        >>> graph = nx.MultiDiGraph()
+        >>> for i in range(5):
+        ...     graph.add_node(f"n{i}", kind="invertible", name=f"n{i}", module="F", params=0, index=i,
+        ...                    input_dims=[(2,)], condition_dims=[], output_dims=[(2,)])
+        >>> nx.add_path(graph, list(graph.nodes), out_port=0, in_port=0, shape=(2,), condition=False)
+        >>> list(cap_nodes(graph, 3).edges)
+        [('n0', 'n1', 0), ('n1', '… 3 more nodes', 0)]
+    """
+    if max_nodes is None or graph.number_of_nodes() <= max_nodes:
+        return graph
+    ordered = sorted(graph.nodes, key=lambda key: graph.nodes[key]["index"])
+    kept, dropped = ordered[:max_nodes - 1], set(ordered[max_nodes - 1:])
+    capped = nx.MultiDiGraph(**graph.graph)  # built in order (a subgraph view's order depends on hashing)
+    capped.add_nodes_from((key, graph.nodes[key]) for key in kept)
+    capped.add_edges_from((u, v, k, d) for u, v, k, d in graph.edges(keys=True, data=True)
+                          if u not in dropped and v not in dropped)
+    hidden = sum(len(graph.nodes[key].get("members") or [key]) for key in dropped)
+    feeders = []
+    for key in kept:
+        edge = next((data for _, target, data in graph.out_edges(key, data=True)
+                     if target in dropped and not data["condition"]), None)
+        if edge is not None:
+            feeders.append((key, edge))
+    add_placeholder(capped, hidden, max_nodes, feeders)
+    return capped

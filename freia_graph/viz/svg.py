@@ -7,6 +7,8 @@ import shutil
 from typing import Any
 from xml.sax.saxutils import escape
 
+from freia_graph.framework.graph import garbage_collector_paused
+
 from .layout import MARGIN, Badge, Box, Layout, Route, label_box, layout_of, path_commands
 from .style import (
     CONDITION_EDGE_COLOR,
@@ -92,7 +94,8 @@ def _svg_node(box: Box) -> list[str]:
     width = 3.0 if box.highlighted else 1.5
     extra = f' stroke-width="{_number(width)}"' + (' stroke-dasharray="4 2"' if style.dashed else "")
     kind = box.kind + (" group" if box.stacked else "") + (" highlighted" if box.highlighted else "")
-    lines = [f'<g class="node {kind}" data-name="{_attribute(box.key)}">', f"<title>{_text(box.tooltip)}</title>"]
+    lines = [f'<g class="node {_attribute(kind)}" data-name="{_attribute(box.key)}">',
+             f"<title>{_text(box.tooltip)}</title>"]
     if box.stacked:
         lines += [_svg_rect(box, d, d, style.fill, style.stroke, ' stroke-width="1"') for d in (6.0, 3.0)]
     lines.append(_svg_rect(box, 0.0, 0.0, style.fill, style.stroke, extra))
@@ -199,4 +202,5 @@ def to_svg(inn: Any, backend: str = "builtin", **options: Any) -> str:
         raise RuntimeError("backend='graphviz' needs the graphviz Python package and the dot binary")
     if backend != "builtin" and graphviz_available():
         return _graphviz_svg(inn, options)
-    return render_svg(layout_of(inn, options))
+    with garbage_collector_paused():
+        return render_svg(layout_of(inn, options))

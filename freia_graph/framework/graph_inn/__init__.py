@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -12,15 +10,18 @@ from torch import Tensor, nn
 
 from freia_graph.framework.calls import (
     CheckedModule,
+    DtypeGuard,
     as_tensor_list,
+    check_finite_values,
     check_tensors,
     first_tensor,
+    nesting_depth,
     per_sample_log_det,
     sum_log_dets,
 )
 from freia_graph.framework.display import Displayable
-from freia_graph.framework.graph import build_graph, forward_order, reverse_order
-from freia_graph.framework.nodes import BaseNode
+from freia_graph.framework.graph import build_graph, forward_order, garbage_collector_paused, reverse_order
+from freia_graph.framework.nodes import BaseNode, nodes_from_table, nodes_to_table
 from freia_graph.framework.plan import compile_plan
 from freia_graph.framework.runner import PlanRunner
 from freia_graph.modules._linalg import log_abs_det
@@ -29,21 +30,12 @@ from freia_graph.modules.base import INDEX_SHAPE, InvertibleModule, Shape, norma
 __all__ = ["GraphINN"]
 
 
-@contextlib.contextmanager
-def _garbage_collector_paused() -> Iterator[None]:
-    """Building allocates many small objects that form no reference cycles; pausing the cyclic
-    collector meanwhile avoids full collections over the caller's whole heap (0.1 s each with
-    thousands of modules alive)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+# Attributes rebuilt from the node list when a GraphINN is copied or loaded (see __getstate__).
+_DERIVED_FROM_NODES = ("graph", "input_nodes", "condition_nodes", "output_nodes", "_orders", "plans", "_runners",
+                       "_recording_runners")
 
 
-class GraphINN(Displayable, InvertibleModule):
+class GraphINN(Displayable, DtypeGuard, InvertibleModule):
     """An invertible network built from nodes; itself an :class:`InvertibleModule`, so graphs nest.
 
     Building validates the graph (every error names the node, port and shapes), orders it for both
@@ -58,8 +50,12 @@ class GraphINN(Displayable, InvertibleModule):
         force_tuple_output: return a tuple even when the graph has a single output.
         verbose: print the execution order when building.
         check_inputs: check the shape, batch size, dtype and device of every call's tensors before
-            any module runs, and, on the first call in each direction, that every module's answer
-            honours the contract (turn off for the last bit of speed).
+            any module runs (the dtype also against the parameters'), and, on the first call in each
+            direction, that every module's answer honours the contract (turn off for the last bit of
+            speed).
+
+    Graphs nest (a GraphINN or SequenceINN as a node's module) up to ``MAX_NESTING_DEPTH`` (100) levels;
+    a deeper one is refused when built, because calling it would exceed Python's recursion limit.
 
     Example:
         >>> import torch, freia_graph.framework as Ff, freia_graph.modules as Fm
@@ -84,25 +80,18 @@ class GraphINN(Displayable, InvertibleModule):
         check_inputs: bool = True,
     ):
         node_list = list(node_list)
-        with _garbage_collector_paused():
+        with garbage_collector_paused():
             self._build(node_list, force_tuple_output, verbose, check_inputs)
 
     def _build(self, node_list: list[BaseNode], force_tuple_output: bool, verbose: bool, check_inputs: bool) -> None:
         graph = build_graph(node_list)
-        self.input_nodes = [n for n in node_list if n.kind == "input"]
-        self.condition_nodes = [n for n in node_list if n.kind == "condition"]
-        self.output_nodes = [n for n in node_list if n.kind == "output"]
-        super().__init__([n.output_dims[0] for n in self.input_nodes],
-                         [n.output_dims[0] for n in self.condition_nodes])
-        self.node_list = node_list
-        self.graph = graph
+        super().__init__([n.output_dims[0] for n in node_list if n.kind == "input"],
+                         [n.output_dims[0] for n in node_list if n.kind == "condition"])
         self.force_tuple_output = force_tuple_output
         self.check_inputs = check_inputs
         self.module_list = nn.ModuleList([n.module for n in node_list if n.module is not None])
-        self._orders = (forward_order(graph, node_list), reverse_order(graph, node_list))
-        self.plans = tuple(compile_plan(order, node_list, rev=bool(rev)) for rev, order in enumerate(self._orders))
-        self._runners = tuple(PlanRunner(plan) for plan in self.plans)
-        self._recording_runners: dict[bool, PlanRunner] = {}
+        self.nesting_depth = nesting_depth(self.module_list, "this GraphINN")
+        self._compile(node_list, graph)
         self._verified: set[tuple[bool, bool]] = set()  # directions whose module answers were checked
         # the names of the tensors a call takes, per direction: InputNodes forward, OutputNodes in reverse
         self._input_names = {False: [n.name for n in self.input_nodes], True: [n.name for n in self.output_nodes]}
@@ -148,6 +137,36 @@ class GraphINN(Displayable, InvertibleModule):
         """
         return [n.input_dims[0] for n in self.output_nodes]
 
+    def _compile(self, node_list: list[BaseNode], graph: Any) -> None:
+        """Everything derived from the nodes: the graph, the orders, the plans and their runners."""
+        self.node_list = node_list
+        self.graph = graph
+        self.input_nodes = [n for n in node_list if n.kind == "input"]
+        self.condition_nodes = [n for n in node_list if n.kind == "condition"]
+        self.output_nodes = [n for n in node_list if n.kind == "output"]
+        self._orders = (forward_order(graph, node_list), reverse_order(graph, node_list))
+        self.plans = tuple(compile_plan(order, node_list, rev=bool(rev)) for rev, order in enumerate(self._orders))
+        self._runners = tuple(PlanRunner(plan) for plan in self.plans)
+        self._recording_runners: dict[bool, PlanRunner] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Flat: nodes become records linked by position and everything derived from them is rebuilt on
+        # load, so deepcopy, pickle, torch.save and AveragedModel work at any depth (linked nodes
+        # recurse once per node).
+        state = super().__getstate__()
+        for key in _DERIVED_FROM_NODES:
+            state.pop(key, None)
+        with garbage_collector_paused():
+            state["node_list"] = nodes_to_table(self.node_list)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        with garbage_collector_paused():
+            node_list = nodes_from_table(state.pop("node_list"))
+            super().__setstate__(state)
+            self._compile(node_list, build_graph(node_list))
+
     def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
         """The shapes of the graph's outputs, checking ``input_dims`` against the InputNodes."""
         if normalize_shapes(input_dims) != self.dims_in:
@@ -161,8 +180,14 @@ class GraphINN(Displayable, InvertibleModule):
         rev: bool = False,
         jac: bool = True,
         intermediate_outputs: bool = False,
+        check_finite: bool = False,
     ) -> tuple[Any, Any]:
         """Run the graph forward (inputs -> outputs) or, with ``rev=True``, backwards.
+
+        ``check_finite=True`` is a debugging mode: it checks the call's tensors and then every node's
+        outputs and log-det as they are computed, and raises a ``ValueError`` naming the first node,
+        the direction and the port holding a NaN or an infinity (each check waits for the device, so
+        use it to find a problem, not to train). When False it costs nothing.
 
         Returns:
             ``(outputs, log_det)``: the output tensor (a tuple if there are several, or with
@@ -178,15 +203,23 @@ class GraphINN(Displayable, InvertibleModule):
         """
         inputs = as_tensor_list(x_or_z, self._input_names[rev], "input" if not rev else "reverse input")
         conditions = as_tensor_list(c, self._condition_names, "condition")
+        values = inputs + conditions
         if self.check_inputs:
             inputs, conditions = self._checked_call(inputs, conditions, rev)
-        if intermediate_outputs:
-            return self._run_recording(inputs, conditions, rev, jac)
+            values = inputs + conditions
         reference = first_tensor(inputs, conditions)
+        shapes, labels, positions = self._expected[rev]
+        if self.check_inputs and reference.dtype is not self._parameter_dtype:  # the steady state: one comparison
+            self._check_dtype(reference, labels[0])
+        if check_finite:
+            check_finite_values(values if positions is None else [values[i] for i in positions], labels,
+                                "the call's tensors")
+        if intermediate_outputs:
+            return self._run_recording(inputs, conditions, rev, jac, check_finite)
         runner = self._runners[rev]
         try:
-            if self.check_inputs and (rev, jac) not in self._verified:
-                modules = self._checked_modules(reference, rev, jac)
+            if check_finite or (self.check_inputs and (rev, jac) not in self._verified):
+                modules = self._checked_modules(reference, rev, jac, check_finite)
                 outputs, log_dets = runner.run(modules, inputs, conditions, rev, jac)
                 self._verified.add((rev, jac))
             else:
@@ -217,25 +250,39 @@ class GraphINN(Displayable, InvertibleModule):
             values = promoted
         return values[:len(inputs)], values[len(inputs):]
 
-    def _checked_modules(self, reference: Tensor, rev: bool, jac: bool) -> tuple:
-        """The modules, each wrapped to verify its answer."""
+    def _checked_modules(self, reference: Tensor, rev: bool, jac: bool, check_finite: bool = False) -> tuple:
+        """The modules, each wrapped to verify its answer (and that it is finite, with ``check_finite``)."""
         # Fetched through the module tree, so DataParallel/DDP replicas run their own copies.
         nodes = [node for node in self.node_list if node.module is not None]
-        return tuple(
-            _CheckedFeedForward(module, node) if node.kind == "feed_forward" else CheckedModule(
-                module, f"Node '{node.name}' ({type(module).__name__})",
-                len(node.input_dims if rev else node.output_dims), reference.shape[0], jac)
-            for module, node in zip(self.module_list, nodes)
-        )
+        direction = (", reverse" if rev else ", forward") if check_finite else ""
+        checked = []
+        for module, node in zip(self.module_list, nodes):
+            where = f"Node '{node.name}' ({type(module).__name__}{direction})"
+            if node.kind == "feed_forward":
+                checked.append(_CheckedFeedForward(module, node, where, check_finite))
+                continue
+            if not check_finite:
+                labels = None
+            elif rev:  # a reverse pass recovers the node's inputs
+                labels = [f"input {i} (the value of '{source.name}'.out{port})"
+                          for i, (source, port) in enumerate(node.inputs)]
+            else:
+                labels = [f"'{node.name}'.out{i}" for i in range(len(node.output_dims))]
+            checked.append(CheckedModule(module, where, len(node.input_dims if rev else node.output_dims),
+                                         reference.shape[0], jac, labels))
+        return tuple(checked)
 
-    def _run_recording(self, inputs: list[Tensor], conditions: list[Tensor], rev: bool, jac: bool) -> tuple:
+    def _run_recording(
+        self, inputs: list[Tensor], conditions: list[Tensor], rev: bool, jac: bool, check_finite: bool = False
+    ) -> tuple:
         if rev not in self._recording_runners:
             plan = compile_plan(self._orders[rev], self.node_list, rev=rev, reuse_slots=False)
             self._recording_runners[rev] = PlanRunner(plan, return_all_slots=True)
         runner = self._recording_runners[rev]
         reference = first_tensor(inputs, conditions)
+        modules = self._checked_modules(reference, rev, jac, check_finite)
         try:
-            values, step_log_dets = runner.run(self._checked_modules(reference, rev, jac), inputs, conditions, rev, jac)
+            values, step_log_dets = runner.run(modules, inputs, conditions, rev, jac)
         except Exception as error:
             runner.explain_failure(error, rev)
             raise
@@ -291,8 +338,8 @@ class GraphINN(Displayable, InvertibleModule):
 class _CheckedFeedForward:
     """Calls a FeedForwardNode's module and checks the number and shapes of its outputs."""
 
-    def __init__(self, module: nn.Module, node: BaseNode):
-        self.module, self.node = module, node
+    def __init__(self, module: nn.Module, node: BaseNode, where: str, check_finite: bool):
+        self.module, self.node, self.where, self.check_finite = module, node, where, check_finite
 
     def __call__(self, *conditions: Tensor) -> tuple[Tensor, ...]:
         result = self.module(*conditions)
@@ -306,6 +353,8 @@ class _CheckedFeedForward:
                 got = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
                 raise ValueError(f"FeedForwardNode '{node.name}' output {index} must have shape "
                                  f"(batch, {', '.join(map(str, shape))}), got {got}")
+        if self.check_finite:
+            check_finite_values(result, [f"'{node.name}'.out{i}" for i in range(len(result))], self.where)
         return tuple(result)
 
 
