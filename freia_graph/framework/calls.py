@@ -7,6 +7,7 @@ direction, so a module breaking the contract is named.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from torch import Tensor, nn
 from freia_graph.modules.base import Shape
 
 __all__ = [
+    "raised_by_checks",
     "as_tensor_list",
     "check_tensors",
     "verified_answer",
@@ -322,3 +324,21 @@ def first_tensor(*groups: Sequence[Tensor]) -> Tensor:
             return group[0]
     raise ValueError("the call has no tensors")
 
+
+_FRAMEWORK = os.path.dirname(__file__)
+
+
+def raised_by_checks(error: BaseException) -> bool:
+    """Whether ``error`` was raised by the framework's own checks (which name the node already), rather than
+    inside a module.
+
+    Example:
+        >>> raised_by_checks(ValueError("raised outside any traceback"))
+        False
+    """
+    traceback = error.__traceback__
+    if traceback is None:
+        return False
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return os.path.dirname(traceback.tb_frame.f_code.co_filename).startswith(_FRAMEWORK)

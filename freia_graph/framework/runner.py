@@ -41,6 +41,7 @@ from typing import Any
 from torch import Tensor
 
 from freia_graph.framework.call_form import CallForm
+from freia_graph.framework.calls import raised_by_checks
 from freia_graph.framework.plan import Plan, Step
 
 __all__ = ["PlanRunner"]
@@ -134,6 +135,9 @@ class PlanRunner:
             traceback = traceback.tb_next
         if traceback is None:
             return
+        if raised_by_checks(error):
+            self._publish_source()
+            return  # the framework's own checks name the node already
         self._publish_source()
         step = self._step_of_line.get(traceback.tb_lineno)
         if step is None:

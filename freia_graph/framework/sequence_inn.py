@@ -17,6 +17,7 @@ from freia_graph.framework.calls import (
     check_tensors,
     nesting_depth,
     per_sample_log_det,
+    raised_by_checks,
     sum_log_dets,
 )
 from freia_graph.framework.display import Displayable
@@ -220,6 +221,8 @@ class SequenceINN(Displayable, DtypeGuard, InvertibleModule):
                     values, step_log_det = module(values, rev=backwards, jac=jac)
                 log_dets.append(step_log_det)
         except Exception as error:
+            if raised_by_checks(error):
+                raise
             shapes = ", ".join(str(tuple(v.shape)) if isinstance(v, Tensor) else type(v).__name__ for v in values)
             error.add_note(f"(raised in module {position} ({type(self.module_list[position]).__name__}) of the "
                            f"SequenceINN, {'reverse' if backwards else 'forward'}, inputs of shape {shapes})")
