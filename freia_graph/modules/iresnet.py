@@ -16,6 +16,13 @@ from .permutations import single_input_shape
 __all__ = ["IResNetLayer"]
 
 
+def _save_in_freia_layout(module: nn.Module, state_dict: dict, prefix: str, local_metadata: object) -> None:
+    """Rename ``layers.<i>.*`` to FrEIA's ``residual.<2 i>.*`` (its layers alternate with ELUs)."""
+    for key in [key for key in state_dict if key.startswith(prefix + "layers.")]:
+        index, rest = key[len(prefix + "layers."):].split(".", 1)
+        state_dict[f"{prefix}residual.{2 * int(index)}.{rest}"] = state_dict.pop(key)
+
+
 def _positive_int(name: str, value: object, least: int = 1) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} must be an int, got {value!r}")
@@ -104,8 +111,14 @@ class IResNetLayer(InvertibleModule):
     the log-det's gradient (the series' vector-Jacobian products are differentiated once more), which
     FrEIA does not compute; the exact norms cost about 0.6 ms of it.
 
-    The layers live in ``layers`` and :meth:`residual` is a method (FrEIA also
-    keeps an ``nn.Sequential`` named ``residual``), so state_dict keys differ from FrEIA's.
+    **FrEIA's maths** (``enforce_lipschitz=False``): the weights are used as stored, as in FrEIA (0.2 and
+    HEAD alike), so the layer is contractive only as far as :meth:`lipschitz_correction` made it so; use this
+    to reproduce a FrEIA-trained layer exactly, and keep calling :meth:`lipschitz_correction` after each
+    optimiser step when training this way.
+
+    **Checkpoints.** The layers live in ``layers`` (:meth:`residual` is a method), but the state dict is
+    saved in FrEIA's layout, where they sit at the even indices of an ``nn.Sequential`` named ``residual``
+    (``residual.0.weight``, ``residual.2.weight``, ...), and both layouts load.
 
     Args:
         dims_in: one vector ``[(D,)]`` or image ``[(C, H, W)]`` shape.
@@ -119,6 +132,8 @@ class IResNetLayer(InvertibleModule):
         lipschitz_batchsize: FrEIA's power-iteration batch size; no effect here.
         spectral_norm_max: bound :math:`c \in (0, 1]` on each layer's spectral norm.
         exact_log_det: compute the log-det exactly instead of estimating it.
+        enforce_lipschitz: bound every layer's spectral norm in every call (default); False uses the weights
+            as stored, as FrEIA does.
 
     Example:
         >>> torch.manual_seed(0)
@@ -144,6 +159,7 @@ class IResNetLayer(InvertibleModule):
         lipschitz_batchsize: int = 10,
         spectral_norm_max: float = 0.8,
         exact_log_det: bool = False,
+        enforce_lipschitz: bool = True,
     ):
         super().__init__(dims_in, dims_c)
         shape = self._check_shapes()
@@ -151,6 +167,9 @@ class IResNetLayer(InvertibleModule):
             raise ValueError(f"IResNetLayer: spectral_norm_max must be in (0, 1], got {spectral_norm_max!r}")
         if not isinstance(exact_log_det, bool):
             raise TypeError(f"exact_log_det must be a bool, got {exact_log_det!r}")
+        if not isinstance(enforce_lipschitz, bool):
+            raise TypeError(f"enforce_lipschitz must be a bool, got {enforce_lipschitz!r}")
+        self.enforce_lipschitz = enforce_lipschitz
         self.internal_size = _positive_int("internal_size", 2 * shape[0] if internal_size is None else internal_size)
         self.n_internal_layers = _positive_int("n_internal_layers", n_internal_layers, least=0)
         self.jacobian_iterations = _positive_int("jacobian_iterations", jacobian_iterations)
@@ -162,6 +181,14 @@ class IResNetLayer(InvertibleModule):
         self.exact_log_det = exact_log_det
         self.is_image = len(shape) == 3
         self.layers = self._make_layers(shape[0] + sum(c[0] for c in self.dims_c), shape[0])
+        self.register_state_dict_post_hook(_save_in_freia_layout)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
+        for key in [key for key in state_dict if key.startswith(prefix + "residual.")]:
+            index, rest = key[len(prefix + "residual."):].split(".", 1)
+            if index.isdigit() and int(index) % 2 == 0:
+                state_dict[f"{prefix}layers.{int(index) // 2}.{rest}"] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _check_shapes(self) -> Shape:
         shape = single_input_shape(self, allow_conditions=True)
@@ -180,8 +207,10 @@ class IResNetLayer(InvertibleModule):
             return _conv_operator_norm_bound(weight, *self.dims_in[0][1:])
         return torch.linalg.matrix_norm(weight, ord=2)
 
-    def _contractive_weights(self) -> list[Tensor]:
+    def _contractive_weights(self, enforce: bool = True) -> list[Tensor]:
         """Each layer's weight, scaled down where its spectral norm exceeds ``spectral_norm_max``."""
+        if not enforce:
+            return [layer.weight for layer in self.layers]
         return [
             layer.weight * torch.clamp(self.spectral_norm_max / self._operator_norm(layer.weight), max=1.0)
             for layer in self.layers
@@ -198,7 +227,7 @@ class IResNetLayer(InvertibleModule):
 
     def residual(self, x: Tensor, c: Sequence[Tensor] = ()) -> Tensor:
         """The residual branch :math:`g(x)` (with its contractive weights) for a batch ``x``."""
-        return self._residual(x, tuple(c), self._contractive_weights())
+        return self._residual(x, tuple(c), self._contractive_weights(self.enforce_lipschitz))
 
     @torch.no_grad()
     def lipschitz_correction(self) -> None:
@@ -245,7 +274,7 @@ class IResNetLayer(InvertibleModule):
     ) -> tuple[tuple[Tensor], Tensor | None]:
         (given,) = x_or_z
         c = tuple(c or ())
-        weights = self._contractive_weights()
+        weights = self._contractive_weights(self.enforce_lipschitz)
 
         def residual(x: Tensor) -> Tensor:
             return self._residual(x, c, weights)

@@ -15,6 +15,11 @@ from .permutations import single_input_shape
 __all__ = ["OrthogonalTransform", "HouseholderPerm"]
 
 
+# FrEIA rounds 2/pi in its clamp to this.
+_FREIA_CLAMP_FACTOR = 0.636
+_PARAMETRIZATIONS = ("exponential", "freia")
+
+
 def _vector_width(block: InvertibleModule, allow_conditions: bool) -> int:
     """The width of the block's single vector input, or a ValueError naming the block."""
     shape = single_input_shape(block, allow_conditions)
@@ -70,9 +75,21 @@ class OrthogonalTransform(InvertibleModule):
     returned log-det ignores :math:`\log|\det R| \neq 0`. Here :math:`R` is orthogonal by construction, which
     leaves ``correction_interval`` without effect (it is accepted and validated so FrEIA programs run), keeps
     state out of ``forward`` and makes the block traceable. The clamp uses :math:`2/\pi` instead of FrEIA's
-    rounded ``0.636``. The learned matrix is read through :attr:`weights`; it is not a parameter itself, and
+    rounded ``0.636``. The learned matrix is read through :attr:`weights`; by default it is not a parameter itself, and
     it is always a rotation (:math:`\det R = +1`), where FrEIA's random start may be a reflection.
     The bias and scaling start at zero (FrEIA: small random values).
+
+    **FrEIA's maths** (``parametrization="freia"``): ``weights`` is then the free matrix parameter itself,
+    as in FrEIA (0.2 and HEAD alike), re-orthonormalised in place by Gram-Schmidt after every
+    ``correction_interval`` backward passes through it; the log-det ignores :math:`\log|\det R|` and the
+    clamp uses FrEIA's ``0.636``. The state dict is then FrEIA's (``weights``, ``bias`` and ``scaling`` of
+    shapes ``(D, D)``, ``(1, D)``, ``(1, D)``), and FrEIA-trained weights reproduce FrEIA's outputs exactly.
+
+    **Checkpoints.** Either parametrisation loads the other's state dict and FrEIA's. Into the default one,
+    FrEIA's matrix is projected onto the nearest orthogonal matrix (polar decomposition) and its logarithm
+    taken, and the scaling is converted for the different clamp constant: the outputs equal FrEIA's wherever
+    FrEIA's matrix is orthogonal (as it is right after each correction), and a reflection
+    (:math:`\det = -1`), which the exponential cannot reach, raises a ValueError that names the option.
 
     Speed: a training step (forward + backward, batch 64, 16 features, one CPU thread) takes about 430 µs
     against FrEIA's 250 µs (1.7x). The difference is the exact exponential and its gradient, computed on
@@ -82,8 +99,10 @@ class OrthogonalTransform(InvertibleModule):
     Args:
         dims_in: one vector shape, e.g. ``[(8,)]``.
         dims_c: must be empty; the block is unconditional.
-        correction_interval: FrEIA's re-orthogonalisation interval; no effect here (see above).
+        correction_interval: FrEIA's re-orthogonalisation interval; used only with ``parametrization="freia"``.
         clamp: bound :math:`\alpha > 0` on the absolute log-scale of each feature.
+        parametrization: ``"exponential"`` (default: exactly orthogonal, exact log-det) or ``"freia"``
+            (FrEIA's free matrix and maths, for FrEIA-trained weights).
 
     Example:
         >>> torch.manual_seed(0)
@@ -102,26 +121,56 @@ class OrthogonalTransform(InvertibleModule):
         dims_c: Iterable[Iterable[int]] | None = None,
         correction_interval: int = 256,
         clamp: float = 5.0,
+        parametrization: str = "exponential",
     ):
         super().__init__(dims_in, dims_c)
         width = _vector_width(self, allow_conditions=False)
+        if parametrization not in _PARAMETRIZATIONS:
+            raise ValueError(f"OrthogonalTransform parametrization must be one of {_PARAMETRIZATIONS}, "
+                             f"got {parametrization!r}")
         if not isinstance(correction_interval, int) or isinstance(correction_interval, bool):
             raise TypeError(f"correction_interval must be an int, got {correction_interval!r}")
         if correction_interval < 1:
             raise ValueError(f"correction_interval must be >= 1, got {correction_interval}")
         self.correction_interval = correction_interval
         self.clamp = check_number(clamp, "clamp", "OrthogonalTransform")
-        self.skew = nn.Parameter(torch.randn(width, width) / math.sqrt(width))
-        self.bias = nn.Parameter(torch.zeros(width))
-        self.scaling = nn.Parameter(torch.zeros(width))
-        # 0-dim tensors multiply faster than Python floats, which are wrapped anew on every call.
-        self.register_buffer("_inverse_clamp", torch.tensor(1 / self.clamp), persistent=False)
-        self.register_buffer("_log_scale_factor", torch.tensor(self.clamp * 2 / math.pi), persistent=False)
+        self.parametrization = parametrization
+        self.freia = parametrization == "freia"
+        skew = torch.randn(width, width) / math.sqrt(width)
+        vector_shape = (1, width) if self.freia else (width,)
+        if self.freia:
+            # Registered directly: the class attribute ``weights`` (the property below) would refuse it.
+            self._parameters["weights"] = nn.Parameter(torch.linalg.matrix_exp(skew - skew.T))
+            self._backward_passes = 0
+        else:
+            self.skew = nn.Parameter(skew)
+        self.bias = nn.Parameter(torch.zeros(vector_shape))
+        self.scaling = nn.Parameter(torch.zeros(vector_shape))
+        # 0-dim tensors multiply faster than Python floats, which are wrapped anew on every call; in float64
+        # so that a float64 block keeps the constants' precision (0-dim tensors do not promote float32 inputs).
+        self.register_buffer("_inverse_clamp", torch.tensor(1 / self.clamp, dtype=torch.float64), persistent=False)
+        factor = _FREIA_CLAMP_FACTOR if self.freia else 2 / math.pi
+        log_scale_factor = torch.tensor(self.clamp * factor, dtype=torch.float64)
+        self.register_buffer("_log_scale_factor", log_scale_factor, persistent=False)
 
     @property
     def weights(self) -> Tensor:
-        """The current orthogonal matrix :math:`R = \\exp(A - A^\\top)`."""
+        """The matrix :math:`R = \\exp(A - A^\\top)` (with ``parametrization="freia"``: the free parameter)."""
+        if self.freia:
+            return self._parameters["weights"]
         return _SkewExp.apply(self.skew - self.skew.T)
+
+    def _count_backward_pass(self) -> None:
+        """FrEIA's schedule: re-orthonormalise the free matrix after every ``correction_interval`` training calls."""
+        self._backward_passes += 1
+        if self._backward_passes >= self.correction_interval:
+            self._backward_passes = 0
+            with torch.no_grad():
+                self.weights.copy_(_gram_schmidt_rows(self.weights))
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
+        _convert_orthogonal_layout(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _log_scale(self) -> Tensor:
         return torch.atan(self.scaling * self._inverse_clamp) * self._log_scale_factor
@@ -130,6 +179,8 @@ class OrthogonalTransform(InvertibleModule):
         self, x_or_z: Sequence[Tensor], c: Sequence[Tensor] | None = None, rev: bool = False, jac: bool = True
     ) -> tuple[tuple[Tensor], Tensor]:
         (x,) = x_or_z
+        if self.freia and self.training and torch.is_grad_enabled():
+            self._count_backward_pass()
         log_scale = self._log_scale()
         log_det = log_scale.sum()
         if rev:
@@ -138,6 +189,73 @@ class OrthogonalTransform(InvertibleModule):
 
     def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
         return list(input_dims)
+
+
+def _gram_schmidt_rows(matrix: Tensor) -> Tensor:
+    """The rows of ``matrix`` orthonormalised in order (Gram-Schmidt), through a QR decomposition.
+
+    Example:
+        >>> q = _gram_schmidt_rows(torch.tensor([[2.0, 0.0], [1.0, 1.0]]))
+        >>> torch.equal(q.abs(), torch.eye(2))
+        True
+    """
+    q, r = torch.linalg.qr(matrix.T)
+    return (q * torch.sign(torch.diagonal(r))).T
+
+
+def _orthogonal_logarithm(matrix: Tensor, name: str) -> Tensor:
+    """A real logarithm ``L`` (skew-symmetric) of the orthogonal matrix nearest to ``matrix`` (polar factor).
+
+    Raises a ValueError naming ``name`` for a reflection (determinant -1), which has no real logarithm.
+
+    Example:
+        >>> rotation = torch.tensor([[0.0, 1.0], [-1.0, 0.0]], dtype=torch.float64)
+        >>> _orthogonal_logarithm(rotation, "R").mul(2 / math.pi).round().tolist()
+        [[0.0, 1.0], [-1.0, 0.0]]
+    """
+    u, _, vh = torch.linalg.svd(matrix.double())
+    nearest = u @ vh
+    if torch.linalg.det(nearest) < 0:
+        raise ValueError(f"{name} is a reflection (determinant -1), which exp(A - A^T) cannot represent; "
+                         "build OrthogonalTransform with parametrization='freia' to load it")
+    values, vectors = torch.linalg.eig(nearest)
+    logarithm = (vectors * values.log()) @ torch.linalg.inv(vectors)
+    logarithm = (logarithm.real - logarithm.real.T) / 2
+    if not torch.allclose(torch.linalg.matrix_exp(logarithm), nearest, atol=1e-8):
+        raise ValueError(f"{name}: could not take the logarithm of this rotation (an angle of pi); build "
+                         "OrthogonalTransform with parametrization='freia' to load it")
+    return logarithm
+
+
+def _rescale_clamped(scaling: Tensor, clamp: float, ratio: float) -> Tensor:
+    """Scaling parameters whose clamped log-scale, with a clamp factor ``ratio`` times smaller, is unchanged."""
+    angle = torch.atan(scaling.double() / clamp) * ratio
+    return clamp * torch.tan(angle.clamp(-math.pi / 2 + 1e-12, math.pi / 2 - 1e-12))
+
+
+def _convert_orthogonal_layout(block: OrthogonalTransform, state_dict: dict, prefix: str) -> None:
+    """Rewrite ``block``'s entries in ``state_dict`` from any known layout to the block's own, in place.
+
+    Layouts: FrEIA's (0.2 and HEAD: ``weights``, ``(1, D)`` vectors) and earlier freia_graph's (``skew``,
+    ``(D,)`` vectors). The matrix and the scaling are converted between the parametrisations.
+    """
+    keys = {name: prefix + name for name in ("weights", "skew", "bias", "scaling")}
+    has_matrix, has_skew = keys["weights"] in state_dict, keys["skew"] in state_dict
+    ratio = (2 / math.pi) / _FREIA_CLAMP_FACTOR
+    if block.freia and has_skew and not has_matrix:
+        skew = state_dict.pop(keys["skew"])
+        state_dict[keys["weights"]] = torch.linalg.matrix_exp(skew - skew.T)
+        if keys["scaling"] in state_dict:
+            state_dict[keys["scaling"]] = _rescale_clamped(state_dict[keys["scaling"]], block.clamp, ratio)
+    elif not block.freia and has_matrix and not has_skew:
+        matrix = state_dict.pop(keys["weights"])
+        state_dict[keys["skew"]] = _orthogonal_logarithm(matrix, keys["weights"]).to(matrix.dtype) / 2
+        if keys["scaling"] in state_dict:
+            state_dict[keys["scaling"]] = _rescale_clamped(state_dict[keys["scaling"]], block.clamp, 1 / ratio)
+    for name in ("bias", "scaling"):
+        value, own = state_dict.get(keys[name]), getattr(block, name)
+        if isinstance(value, Tensor) and value.numel() == own.numel():
+            state_dict[keys[name]] = value.reshape(own.shape)
 
 
 def _reflect_all(x: Tensor, vectors: Tensor, rev: bool) -> Tensor:

@@ -41,9 +41,13 @@ def test_freia_checkpoint_loads_strictly_and_matches(path: Path) -> None:
     with torch.no_grad():
         (z,), log_det = call_block(block, saved["x"], saved["c"], rev=False)
         (x_back,), log_det_rev = call_block(block, saved["z"], saved["c"], rev=True)
-    for ours, key in ((z, "z"), (log_det, "log_det"), (x_back, "x_back"), (log_det_rev, "log_det_rev")):
+    compared = ((z, "z"), (log_det, "log_det"), (x_back, "x_back"), (log_det_rev, "log_det_rev"))
+    if case.get("log_det_unchecked"):  # e.g. a random trace estimate: only the outputs are deterministic
+        compared = compared[::2]
+    for ours, key in compared:
         expected = saved[key]
-        torch.testing.assert_close(torch.as_tensor(ours).expand_as(expected), expected, atol=atol, rtol=0,
+        ours = ours if isinstance(ours, torch.Tensor) else torch.tensor(ours, dtype=expected.dtype)  # a 0.0 log-det
+        torch.testing.assert_close(ours.expand_as(expected), expected, atol=atol, rtol=0,
                                    msg=lambda message, key=key: f"{key}: {message}")
 
 

@@ -115,3 +115,43 @@ def test_estimated_log_det_is_differentiable_and_leaves_the_input_alone():
 def test_bad_arguments_raise(kwargs, error, match):
     with pytest.raises(error, match=match):
         IResNetLayer(**kwargs)
+
+
+@pytest.mark.parametrize("shape", [(5,), (2, 3, 3)])
+def test_freia_maths_uses_the_weights_as_stored(shape):
+    """With enforce_lipschitz=False the residual branch is FrEIA's plain ELU network of the raw weights,
+    until lipschitz_correction() rescales them; the log-det stays exact and the inverse accurate."""
+    block = _blown_up(shape, exact_log_det=True, enforce_lipschitz=False, fixed_point_iterations=200)
+    with torch.no_grad():
+        for layer in block.layers:
+            layer.weight.div_(50 * 4)  # well inside the contractive regime, but not at the bound
+    x = torch.randn(4, *shape, dtype=torch.float64)
+    plain = torch.nn.Sequential(*[m for layer in block.layers for m in (layer, torch.nn.ELU())][:-1])
+    (z,), log_det = block([x])
+    torch.testing.assert_close(z, x + plain(x))
+    size = x[0].numel()
+    jacobian = torch.func.vmap(torch.func.jacrev(lambda t: t + plain(t[None])[0]))(x).reshape(-1, size, size)
+    torch.testing.assert_close(log_det, torch.linalg.slogdet(jacobian).logabsdet)
+    (x_back,), _ = block([z], rev=True, jac=False)
+    torch.testing.assert_close(x_back, x)
+    enforced = IResNetLayer([shape], exact_log_det=True).double()
+    enforced.load_state_dict(block.state_dict())
+    block.lipschitz_correction()
+    torch.testing.assert_close(block([x])[0][0], enforced([x])[0][0])
+
+
+def test_state_dict_is_freia_layout_and_every_layout_loads():
+    """Saved as FrEIA's nn.Sequential 'residual' (layers at even indices); FrEIA's and our earlier 'layers.<i>'
+    layouts both load strictly."""
+    torch.manual_seed(0)
+    block = IResNetLayer([(4,)], n_internal_layers=2, exact_log_det=True).double()
+    saved = block.state_dict()
+    assert list(saved) == [f"residual.{i}.{name}" for i in (0, 2, 4, 6) for name in ("weight", "bias")]
+    earlier = {f"layers.{int(key.split('.')[1]) // 2}.{key.split('.')[2]}": value for key, value in saved.items()}
+    x = torch.randn(3, 4, dtype=torch.float64)
+    for state_dict in (saved, earlier):
+        other = IResNetLayer([(4,)], n_internal_layers=2, exact_log_det=True).double()
+        other.load_state_dict(state_dict, strict=True)
+        torch.testing.assert_close(other([x])[0][0], block([x])[0][0])
+    wrapped = torch.nn.Sequential(block)  # nested: the prefix is handled
+    torch.nn.Sequential(IResNetLayer([(4,)], n_internal_layers=2)).double().load_state_dict(wrapped.state_dict())

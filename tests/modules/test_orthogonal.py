@@ -118,3 +118,70 @@ def test_skew_exponential_matches_matrix_exp_and_its_gradient(size, repeated_eig
         gradients.append((rotation.detach(), parameter.grad))
     torch.testing.assert_close(gradients[0][0], gradients[1][0], atol=1e-12, rtol=1e-12)
     torch.testing.assert_close(gradients[0][1], gradients[1][1], atol=1e-10, rtol=1e-10)
+
+
+def _perturbed(block, scale=0.3, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in block.parameters():
+            parameter.add_(scale * torch.randn(parameter.shape, generator=generator, dtype=parameter.dtype))
+    return block
+
+
+def _outputs(block, x):
+    (z,), log_det = block([x])
+    (x_back,), log_det_rev = block([z], rev=True)
+    return z, log_det, x_back, log_det_rev
+
+
+@pytest.mark.parametrize("source", ["exponential", "freia"])
+@pytest.mark.parametrize("target", ["exponential", "freia"])
+def test_orthogonal_state_dicts_load_across_parametrizations(source, target):
+    """Each parametrisation strictly loads the other's state dict (FrEIA's layout is the "freia" one) and
+    computes the same map, as long as the matrix is a rotation; FrEIA's clamp factor is converted."""
+    torch.manual_seed(1)
+    saved = _perturbed(OrthogonalTransform([(5,)], clamp=2.0, parametrization=source).double())
+    if source == "freia":  # keep FrEIA's free matrix a rotation, as its correction does
+        with torch.no_grad():
+            saved.weights.copy_(torch.linalg.matrix_exp(saved.weights - saved.weights.T))
+    loaded = OrthogonalTransform([(5,)], clamp=2.0, parametrization=target).double()
+    loaded.load_state_dict(saved.state_dict(), strict=True)
+    x = 3 * torch.randn(7, 5, dtype=torch.float64)
+    for ours, theirs in zip(_outputs(loaded, x), _outputs(saved, x)):
+        torch.testing.assert_close(ours, theirs.expand_as(ours), atol=1e-10, rtol=0)
+    expected = {"weights": (5, 5), "bias": (1, 5), "scaling": (1, 5)} if target == "freia" else \
+        {"skew": (5, 5), "bias": (5,), "scaling": (5,)}
+    assert {key: tuple(value.shape) for key, value in loaded.state_dict().items()} == expected
+
+
+def test_orthogonal_reflection_needs_the_freia_parametrization():
+    freia = OrthogonalTransform([(3,)], parametrization="freia")
+    with torch.no_grad():
+        freia.weights.copy_(torch.diag(torch.tensor([-1.0, 1.0, 1.0])))
+    with pytest.raises(ValueError, match="reflection.*parametrization='freia'"):
+        OrthogonalTransform([(3,)]).load_state_dict(freia.state_dict())
+
+
+def test_orthogonal_freia_parametrization_corrects_like_freia():
+    """FrEIA's free matrix, trained with its own Riemannian step (FrEIA's test_param_update), and put back
+    onto the orthogonal matrices by Gram-Schmidt every correction_interval training calls."""
+    torch.manual_seed(0)
+    block = OrthogonalTransform([(6,)], correction_interval=5, parametrization="freia").double()
+    assert [name for name, _ in block.named_parameters()] == ["weights", "bias", "scaling"]
+    optimizer = torch.optim.SGD(block.parameters(), lr=0.3)
+    eye = torch.eye(6, dtype=torch.float64)
+    for _ in range(4):
+        x = torch.randn(16, 6, dtype=torch.float64)
+        (z,), log_det = block([x])
+        torch.testing.assert_close(log_det, torch.atan(block.scaling / 5).sum() * 5 * 0.636)
+        optimizer.zero_grad()
+        ((z - 2 * x) ** 2).mean().backward()
+        optimizer.step()
+    assert (block.weights.T @ block.weights - eye).abs().max() > 1e-4  # SGD left the orthogonal matrices
+    with torch.no_grad():
+        block([x])  # no training call: no correction
+    assert (block.weights.T @ block.weights - eye).abs().max() > 1e-4
+    block([x])  # the fifth training call corrects the matrix before using it
+    torch.testing.assert_close(block.weights.T @ block.weights, eye)
+    with pytest.raises(ValueError, match="parametrization"):
+        OrthogonalTransform([(6,)], parametrization="cayley")

@@ -35,6 +35,8 @@ SubnetConstructor = Callable[[int, int], nn.Module]
 _MIN_DERIVATIVE = 1e-3
 # Shift of the softplus so that a raw value of 0 gives derivative 1 (identity-like start).
 _DERIVATIVE_SHIFT = math.log(math.expm1(1.0 - _MIN_DERIVATIVE))
+# FrEIA's shift of the softplus, so that a raw value of 0 gives 1.
+_LOG_E_MINUS_1 = math.log(math.e - 1)
 
 
 @dataclass(frozen=True)
@@ -119,8 +121,11 @@ class Bin:
 
 def locate_bins(value: Tensor, widths: Tensor, heights: Tensor, grid: SplineGrid, rev: bool) -> Bin:
     """Find each element's bin, by x (forward) or y (reverse); values outside use the nearest end bin."""
-    x_knots = knots(widths, grid.left, grid.right)
-    y_knots = knots(heights, grid.bottom, grid.top)
+    return locate_in_knots(value, knots(widths, grid.left, grid.right), knots(heights, grid.bottom, grid.top), rev)
+
+
+def locate_in_knots(value: Tensor, x_knots: Tensor, y_knots: Tensor, rev: bool) -> Bin:
+    """Like :func:`locate_bins`, given the knots ``(..., bins + 1)`` themselves."""
     search = y_knots if rev else x_knots
     index = (value.unsqueeze(-1) >= search[..., 1:-1]).sum(dim=-1, keepdim=True)
     x_low, y_low = gather_bin(x_knots, index), gather_bin(y_knots, index)
@@ -168,6 +173,14 @@ def rational_quadratic_spline(
     derivatives = knot_derivatives(raw[..., 2 * bins:])
     clamped = clamp_to_domain(value, grid, rev)
     located = locate_bins(clamped, widths, heights, grid, rev)
+    spline, log_jac = rq_piece(clamped, located, derivatives, rev)
+    output, log_jac = add_tails(value, spline, log_jac, grid, rev)
+    return output, -log_jac if rev else log_jac
+
+
+def rq_piece(clamped: Tensor, located: Bin, derivatives: Tensor, rev: bool) -> tuple[Tensor, Tensor]:
+    """The rational-quadratic piece of each element's bin at ``clamped`` (x, or y in reverse), and its
+    log-derivative (of the forward map); ``derivatives`` are those at all knots, ``(..., bins + 1)``."""
     d_low, d_high = gather_bin(derivatives, located.index), gather_bin(derivatives, located.index + 1)
     slope = located.height / located.width
     # Durkan et al.'s eqs. 4-8 in the bin's relative position xi in [0, 1].
@@ -179,9 +192,7 @@ def rational_quadratic_spline(
         xi = (clamped - located.x_low) / located.width
         rise = slope * xi.square() + d_low * xi * (1 - xi)
         spline = located.y_low + located.height * rise / (slope + curvature * xi * (1 - xi))
-    log_jac = rq_log_derivative(xi, slope, d_low, d_high, curvature)
-    output, log_jac = add_tails(value, spline, log_jac, grid, rev)
-    return output, -log_jac if rev else log_jac
+    return spline, rq_log_derivative(xi, slope, d_low, d_high, curvature)
 
 
 def knot_derivatives(raw: Tensor) -> Tensor:
@@ -217,13 +228,131 @@ def linear_spline(value: Tensor, raw: Tensor, grid: SplineGrid, rev: bool) -> tu
     """
     widths, heights = grid.widths(raw[..., :grid.bins]), grid.heights(raw[..., grid.bins:])
     clamped = clamp_to_domain(value, grid, rev)
-    located = locate_bins(clamped, widths, heights, grid, rev)
+    spline, log_jac = linear_piece(clamped, locate_bins(clamped, widths, heights, grid, rev), None, rev)
+    output, log_jac = add_tails(value, spline, log_jac, grid, rev)
+    return output, -log_jac if rev else log_jac
+
+
+def linear_piece(clamped: Tensor, located: Bin, derivatives: None, rev: bool) -> tuple[Tensor, Tensor]:
+    """The linear piece of each element's bin at ``clamped``, and its log-derivative (``derivatives``: unused)."""
     if rev:
         spline = located.x_low + (clamped - located.y_low) * located.width / located.height
     else:
         spline = located.y_low + (clamped - located.x_low) * located.height / located.width
-    log_jac = located.height.log() - located.width.log()
-    output, log_jac = add_tails(value, spline, log_jac, grid, rev)
+    return spline, located.height.log() - located.width.log()
+
+
+@dataclass(frozen=True)
+class FreiaBinning:
+    """FrEIA HEAD's binned-spline parameterisation (``parametrization="freia"``), as Python floats.
+
+    Per element the subnet predicts ``bins`` widths and ``bins`` heights, then either the offsets of the
+    bottom and left domain edges from ``default_domain`` (in this order; affine tails of slope
+    ``sum(heights) / sum(widths)``) or, with ``identity_tails``, one total width (a centred, square domain
+    and identity tails); rational-quadratic splines then add ``bins - 1`` inner knot derivatives.
+    """
+
+    bins: int
+    min_width: float
+    min_height: float
+    left: float
+    bottom: float
+    total_width: float
+    width_shift: float
+    height_shift: float
+    identity_tails: bool
+    domain_clamping: float | None
+
+    def count(self, inner_derivatives: bool) -> int:
+        """Subnet outputs per element."""
+        return 2 * self.bins + (1 if self.identity_tails else 2) + (self.bins - 1 if inner_derivatives else 0)
+
+    def clamp_domain(self, size: Tensor) -> Tensor:
+        """FrEIA's optional soft bound ``c tanh(size / c)`` on the domain's size."""
+        if self.domain_clamping is None:
+            return size
+        return self.domain_clamping * torch.tanh(size / self.domain_clamping)
+
+
+def make_freia_binning(
+    name: str, grid: SplineGrid, identity_tails: object, domain_clamping: object
+) -> FreiaBinning:
+    """Validate FrEIA HEAD's extra spline arguments and combine them with ``grid`` into a :class:`FreiaBinning`."""
+    if not isinstance(identity_tails, bool):
+        raise TypeError(f"{name} identity_tails must be a bool, got {identity_tails!r}")
+    if domain_clamping is not None:
+        if isinstance(domain_clamping, bool) or not isinstance(domain_clamping, (int, float)):
+            raise TypeError(f"{name} domain_clamping must be a number or None, got {domain_clamping!r}")
+        if not 0 < domain_clamping < math.inf:
+            raise ValueError(f"{name} domain_clamping must be positive and finite, got {domain_clamping!r}")
+        domain_clamping = float(domain_clamping)
+    bin_width = (grid.right - grid.left) / grid.bins
+    bin_height = (grid.top - grid.bottom) / grid.bins
+    # FrEIA shifts the softplus so that a raw 0 gives the default bin size.
+    return FreiaBinning(
+        grid.bins, grid.min_width, grid.min_height, grid.left, grid.bottom, grid.right - grid.left,
+        math.log(math.expm1(bin_width - grid.min_width)), math.log(math.expm1(bin_height - grid.min_height)),
+        identity_tails, domain_clamping,
+    )
+
+
+def freia_knots(raw: Tensor, binning: FreiaBinning) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """FrEIA HEAD's knots from unconstrained ``(..., count)``: x and y knots ``(..., bins + 1)``, and the
+    slope and offset ``(..., 1)`` of the affine tails (slope 1 and offset 0 with identity tails)."""
+    bins = binning.bins
+    widths, heights = raw[..., :bins], raw[..., bins:2 * bins]
+    if binning.identity_tails:
+        total = binning.clamp_domain(binning.total_width * F.softplus(raw[..., 2 * bins:2 * bins + 1] + _LOG_E_MINUS_1))
+        left = bottom = total * -0.5
+        widths, heights = total * torch.softmax(widths, dim=-1), total * torch.softmax(heights, dim=-1)
+    else:
+        bottom = raw[..., 2 * bins:2 * bins + 1] + binning.bottom
+        left = raw[..., 2 * bins + 1:2 * bins + 2] + binning.left
+        widths = binning.min_width + F.softplus(widths + binning.width_shift)
+        heights = binning.min_height + F.softplus(heights + binning.height_shift)
+        if binning.domain_clamping is not None:
+            width, height = widths.sum(dim=-1, keepdim=True), heights.sum(dim=-1, keepdim=True)
+            width_resize, height_resize = binning.clamp_domain(width) / width, binning.clamp_domain(height) / height
+            widths, left = widths * width_resize, left * width_resize
+            heights, bottom = heights * height_resize, bottom * height_resize
+    x_knots = torch.cat([left, left + torch.cumsum(widths, dim=-1)], dim=-1)
+    y_knots = torch.cat([bottom, bottom + torch.cumsum(heights, dim=-1)], dim=-1)
+    slope = heights.sum(dim=-1, keepdim=True) / widths.sum(dim=-1, keepdim=True)
+    return x_knots, y_knots, slope, bottom - slope * left
+
+
+def freia_binned_spline(
+    value: Tensor, raw: Tensor, binning: FreiaBinning, rev: bool, inner_derivatives: bool
+) -> tuple[Tensor, Tensor]:
+    """FrEIA HEAD's binned spline, rational-quadratic (``inner_derivatives``) or linear, applied elementwise.
+
+    Args:
+        value: x (forward) or y (reverse), any shape ``S``.
+        raw: unconstrained parameters ``(*S, binning.count(inner_derivatives))`` (leading batch dims may be
+            missing), in FrEIA's order: widths, heights, bottom and left (or the total width), derivatives.
+        binning: the parameterisation.
+        rev: compute the inverse.
+        inner_derivatives: rational-quadratic pieces (True) or linear ones.
+
+    Returns:
+        The transformed tensor and the elementwise log-derivative of the map that was applied.
+    """
+    x_knots, y_knots, slope, offset = freia_knots(raw, binning)
+    derivatives = None
+    if inner_derivatives:
+        # At both ends the derivative equals the tails' slope.
+        inner = F.softplus(raw[..., -(binning.bins - 1):] + _LOG_E_MINUS_1) if binning.bins > 1 else slope[..., :0]
+        derivatives = torch.cat([slope, inner, slope], dim=-1)
+    search = y_knots if rev else x_knots
+    low, high = search[..., 0], search[..., -1]
+    inside = (value > low) & (value <= high)
+    clamped = torch.minimum(torch.maximum(value, low), high)
+    piece = rq_piece if inner_derivatives else linear_piece
+    spline, log_jac = piece(clamped, locate_in_knots(clamped, x_knots, y_knots, rev), derivatives, rev)
+    slope, offset = slope.squeeze(-1), offset.squeeze(-1)
+    tail = (value - offset) / slope if rev else value * slope + offset
+    output = torch.where(inside, spline, tail)
+    log_jac = torch.where(inside, log_jac, slope.log().expand_as(log_jac))
     return output, -log_jac if rev else log_jac
 
 
@@ -239,6 +368,69 @@ def sum_except_batch(values: Tensor) -> Tensor:
 
 
 SplineFunction = Callable[[Tensor, Tensor, SplineGrid, bool], tuple[Tensor, Tensor]]
+_PARAMETRIZATIONS = ("fixed_domain", "freia")
+
+
+class FreiaSplineSettings(nn.Module):
+    """FrEIA HEAD's spline settings as buffers, so that its checkpoints load strictly and ours load in FrEIA.
+
+    FrEIA keeps them in ``spline_base`` for couplings and on the block itself for the elementwise spline;
+    they are fixed by the constructor, and a checkpoint whose settings differ is refused.
+    """
+
+    def __init__(self, name: str, grid: SplineGrid, identity_tails: bool):
+        super().__init__()
+        self.block_name = name
+        domain = (grid.left, grid.right, grid.bottom, grid.top)
+        register_freia_spline_buffers(self, grid.bins, (grid.min_width, grid.min_height), domain, identity_tails)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
+        check_freia_spline_buffers(self, self.block_name, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+_FREIA_SPLINE_BUFFERS = ("bins", "min_bin_sizes", "default_domain", "identity_tails", "default_width")
+
+
+def register_freia_spline_buffers(
+    module: nn.Module, bins: int, min_bin_sizes: tuple[float, float], domain: tuple[float, ...], identity_tails: bool
+) -> None:
+    """Register FrEIA HEAD's ``BinnedSplineBase`` buffers on ``module``, with FrEIA's dtypes."""
+    module.register_buffer("bins", torch.tensor(bins, dtype=torch.int32))
+    module.register_buffer("min_bin_sizes", torch.tensor(min_bin_sizes, dtype=torch.float32))
+    module.register_buffer("default_domain", torch.tensor(domain, dtype=torch.float32))
+    module.register_buffer("identity_tails", torch.tensor(identity_tails))
+    module.register_buffer("default_width", torch.tensor(domain[1] - domain[0], dtype=torch.float32))
+
+
+def check_freia_spline_buffers(module: nn.Module, name: str, state_dict: dict, prefix: str) -> None:
+    """Refuse a checkpoint whose FrEIA spline settings differ from the block's constructor arguments."""
+    for buffer in _FREIA_SPLINE_BUFFERS:
+        saved, own = state_dict.get(prefix + buffer), getattr(module, buffer)
+        if isinstance(saved, Tensor) and not torch.allclose(saved.to(own.dtype).reshape(own.shape), own):
+            raise ValueError(f"{name}: the checkpoint's {prefix + buffer} is {saved.tolist()}, but this block "
+                             f"was built with {own.tolist()}; build it with the checkpoint's settings")
+
+
+def refuse_freia_layout(name: str, state_dict: dict, key: str) -> None:
+    """A clear error for a FrEIA HEAD spline checkpoint loaded into the default parametrisation."""
+    if key in state_dict:
+        raise ValueError(f"{name}: this state dict was saved by FrEIA HEAD's splines ({key!r}), whose "
+                         "parameterisation differs; build the block with parametrization='freia' to load it")
+
+
+def spline_options(
+    name: str, grid: SplineGrid, parametrization: object, identity_tails: object, domain_clamping: object
+) -> FreiaBinning | None:
+    """Validate the parametrisation options; the FrEIA binning for ``"freia"``, None for the default."""
+    if parametrization not in _PARAMETRIZATIONS:
+        raise ValueError(f"{name} parametrization must be one of {_PARAMETRIZATIONS}, got {parametrization!r}")
+    if parametrization == "freia":
+        return make_freia_binning(name, grid, identity_tails, domain_clamping)
+    if identity_tails is not False or domain_clamping is not None:
+        raise ValueError(f"{name}: identity_tails and domain_clamping are FrEIA HEAD's options; pass "
+                         "parametrization='freia' to use them")
+    return None
 
 
 class _SplineCoupling(InvertibleModule):
@@ -256,6 +448,9 @@ class _SplineCoupling(InvertibleModule):
         min_bin_sizes: tuple[float, float],
         default_domain: tuple[float, float, float, float],
         subnet_init_scale: float,
+        parametrization: str = "fixed_domain",
+        identity_tails: bool = False,
+        domain_clamping: float | None = None,
     ):
         super().__init__(dims_in, dims_c)
         name = type(self).__name__
@@ -264,22 +459,38 @@ class _SplineCoupling(InvertibleModule):
         condition_length = sum(condition[0] for condition in self.dims_c)
         self.grid = make_grid(name, bins, min_bin_sizes, default_domain)
         self.split_len1, self.split_len2 = resolve_split_len(split_len, shape[0], name)
-        self.parameter_count = self._parameter_count(bins)
+        self.parametrization = parametrization
+        self.binning = spline_options(name, self.grid, parametrization, identity_tails, domain_clamping)
+        if self.binning is None:
+            self.parameter_count = self._parameter_count(bins)
+        else:
+            self.parameter_count = self.binning.count(self._inner_derivatives)
+            self.spline_base = FreiaSplineSettings(name, self.grid, identity_tails)
         self.subnet1 = build_subnet(subnet_constructor, self.split_len2 + condition_length,
                                     self.split_len1 * self.parameter_count, subnet_init_scale, name)
         self.subnet2 = build_subnet(subnet_constructor, self.split_len1 + condition_length,
                                     self.split_len2 * self.parameter_count, subnet_init_scale, name)
 
+    _inner_derivatives: bool
+
     @staticmethod
     def _parameter_count(bins: int) -> int:
         raise NotImplementedError
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
+        if self.binning is None:
+            refuse_freia_layout(type(self).__name__, state_dict, prefix + "spline_base.bins")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _coupling(
         self, active: Tensor, passive: Tensor, subnet: nn.Module, c: Sequence[Tensor] | None, rev: bool
     ) -> tuple[Tensor, Tensor]:
         network_output = subnet(append_condition(passive, c, type(self).__name__) if self.dims_c else passive)
         raw = per_element_parameters(network_output, active.shape[1], self.parameter_count)
-        output, log_jac = self._spline(active, raw, self.grid, rev)
+        if self.binning is None:
+            output, log_jac = self._spline(active, raw, self.grid, rev)
+        else:
+            output, log_jac = freia_binned_spline(active, raw, self.binning, rev, self._inner_derivatives)
         return output, sum_except_batch(log_jac)
 
     def forward(
@@ -323,6 +534,18 @@ class RationalQuadraticSpline(_SplineCoupling):
     ``split_len`` must leave at least one channel in each half. The subnets' last layers are scaled by
     ``subnet_init_scale`` (as in this library's affine couplings); FrEIA leaves them as built.
 
+    **FrEIA HEAD's maths** (``parametrization="freia"``; FrEIA 0.2 has no splines): per element the subnet
+    predicts, in this order, ``bins`` widths and ``bins`` heights (each ``min_bin_sizes + softplus``,
+    shifted so that 0 gives the default bin; their sums set the domain's size), the offsets of the bottom
+    and left edges from ``default_domain`` and ``bins - 1`` inner derivatives (softplus, 0 gives 1):
+    ``3 * bins + 1`` values. Outside the domain the map is affine with slope ``sum(heights) / sum(widths)``,
+    which is also the derivative at both ends. ``identity_tails=True`` instead predicts one total size
+    (``(right - left) * softplus``) of a centred square domain, softmax widths and heights without minimum,
+    and identity tails (``3 * bins`` values); ``domain_clamping=c`` bounds the domain's size by
+    ``c tanh(size / c)``. The state dict then matches FrEIA's (with its ``spline_base.*`` settings
+    buffers), so HEAD checkpoints load strictly and reproduce HEAD's outputs; a HEAD checkpoint loaded into
+    the default parametrisation raises a ValueError that names the option.
+
     Args:
         dims_in: one shape, ``[(C,)]`` or ``[(C, H, W)]``, with ``C >= 2``.
         dims_c: condition shapes, each with the input's trailing dimensions; concatenated to the subnet
@@ -334,6 +557,9 @@ class RationalQuadraticSpline(_SplineCoupling):
         default_domain: ``(left, right, bottom, top)`` of the spline domain.
         subnet_init_scale: factor applied to each subnet's last layer after construction (default 0.1), so
             the splines start near the identity and deep chains stay tame; 1 keeps the subnets as built.
+        parametrization: ``"fixed_domain"`` (default) or ``"freia"`` (FrEIA HEAD's binned splines, above).
+        identity_tails: FrEIA HEAD's option, with ``parametrization="freia"`` only (above).
+        domain_clamping: FrEIA HEAD's option, with ``parametrization="freia"`` only (above).
 
     Example:
         >>> _ = torch.manual_seed(0)
@@ -348,6 +574,8 @@ class RationalQuadraticSpline(_SplineCoupling):
 
     _spline = staticmethod(rational_quadratic_spline)
 
+    _inner_derivatives = True
+
     def __init__(
         self,
         dims_in: Iterable[Iterable[int]],
@@ -358,9 +586,13 @@ class RationalQuadraticSpline(_SplineCoupling):
         min_bin_sizes: tuple[float, float] = (0.1, 0.1),
         default_domain: tuple[float, float, float, float] = (-3.0, 3.0, -3.0, 3.0),
         subnet_init_scale: float = DEFAULT_SUBNET_INIT_SCALE,
+        parametrization: str = "fixed_domain",
+        identity_tails: bool = False,
+        domain_clamping: float | None = None,
     ):
         super().__init__(
-            dims_in, dims_c, subnet_constructor, split_len, bins, min_bin_sizes, default_domain, subnet_init_scale
+            dims_in, dims_c, subnet_constructor, split_len, bins, min_bin_sizes, default_domain, subnet_init_scale,
+            parametrization, identity_tails, domain_clamping,
         )
 
     @staticmethod
@@ -378,7 +610,9 @@ class LinearSpline(_SplineCoupling):
 
     Differences from FrEIA: as for :class:`RationalQuadraticSpline` (fixed domain, so ``2 * bins``
     instead of ``2 * bins + 2`` subnet outputs per element; unit-slope tails; correct reverse domain test;
-    ``subnet_init_scale``).
+    ``subnet_init_scale``). ``parametrization="freia"`` gives FrEIA HEAD's maths and layout, as for
+    :class:`RationalQuadraticSpline`, with ``2 * bins + 2`` values per element (``2 * bins + 1`` with
+    ``identity_tails``).
 
     Args:
         dims_in: one shape, ``[(C,)]`` or ``[(C, H, W)]``, with ``C >= 2``.
@@ -389,6 +623,9 @@ class LinearSpline(_SplineCoupling):
         min_bin_sizes: smallest (width, height) of a bin.
         default_domain: ``(left, right, bottom, top)`` of the spline domain.
         subnet_init_scale: factor applied to each subnet's last layer after construction (default 0.1).
+        parametrization: ``"fixed_domain"`` (default) or ``"freia"`` (FrEIA HEAD's binned splines).
+        identity_tails: FrEIA HEAD's option, with ``parametrization="freia"`` only.
+        domain_clamping: FrEIA HEAD's option, with ``parametrization="freia"`` only.
 
     Example:
         >>> _ = torch.manual_seed(0)
@@ -403,6 +640,8 @@ class LinearSpline(_SplineCoupling):
 
     _spline = staticmethod(linear_spline)
 
+    _inner_derivatives = False
+
     def __init__(
         self,
         dims_in: Iterable[Iterable[int]],
@@ -413,9 +652,13 @@ class LinearSpline(_SplineCoupling):
         min_bin_sizes: tuple[float, float] = (0.1, 0.1),
         default_domain: tuple[float, float, float, float] = (-3.0, 3.0, -3.0, 3.0),
         subnet_init_scale: float = DEFAULT_SUBNET_INIT_SCALE,
+        parametrization: str = "fixed_domain",
+        identity_tails: bool = False,
+        domain_clamping: float | None = None,
     ):
         super().__init__(
-            dims_in, dims_c, subnet_constructor, split_len, bins, min_bin_sizes, default_domain, subnet_init_scale
+            dims_in, dims_c, subnet_constructor, split_len, bins, min_bin_sizes, default_domain, subnet_init_scale,
+            parametrization, identity_tails, domain_clamping,
         )
 
     @staticmethod
@@ -432,9 +675,15 @@ class ElementwiseRationalQuadraticSpline(InvertibleModule):
     or, with conditions, predicted from them by
     ``subnet_constructor(condition_channels, C * (3 * bins - 1))``.
     The Jacobian is diagonal: :math:`\log|\det J| = \sum_i \log f_i'(x_i)`. Unit-slope tails outside
-    ``default_domain``.
+    ``default_domain``. Without conditions a ``subnet_constructor`` is accepted and not used, as in FrEIA
+    (a block built for both cases then runs unconditionally with learned parameters).
 
-    Not in FrEIA.
+    **FrEIA HEAD's maths** (``parametrization="freia"``): each element's spline has FrEIA's binned
+    parameterisation (see :class:`RationalQuadraticSpline`), ``3 * bins + 1`` parameters (``3 * bins``
+    with ``identity_tails``), stored in FrEIA's layout: ``spline_parameters`` of shape
+    ``(C * count, *dims_in[0][1:])`` and FrEIA's settings buffers (``bins``, ``min_bin_sizes``,
+    ``default_domain``, ``identity_tails``, ``default_width``), so FrEIA HEAD checkpoints load and
+    reproduce FrEIA's outputs. FrEIA 0.2 has no splines.
 
     Args:
         dims_in: one shape, ``[(C,)]`` or ``[(C, H, W)]``.
@@ -444,6 +693,10 @@ class ElementwiseRationalQuadraticSpline(InvertibleModule):
         min_bin_sizes: smallest (width, height) of a bin.
         default_domain: ``(left, right, bottom, top)`` of the spline domain.
         subnet_init_scale: factor applied to the subnet's last layer after construction (default 0.1).
+        parametrization: ``"fixed_domain"`` (default) or ``"freia"`` (FrEIA HEAD's binned splines).
+        identity_tails: FrEIA HEAD's option (``parametrization="freia"`` only): a centred square domain of
+            learned size and identity tails.
+        domain_clamping: FrEIA HEAD's option (``parametrization="freia"`` only): bound the domain's size.
 
     Example:
         >>> block = ElementwiseRationalQuadraticSpline([(3,)], bins=6)
@@ -465,21 +718,36 @@ class ElementwiseRationalQuadraticSpline(InvertibleModule):
         min_bin_sizes: tuple[float, float] = (0.1, 0.1),
         default_domain: tuple[float, float, float, float] = (-3.0, 3.0, -3.0, 3.0),
         subnet_init_scale: float = DEFAULT_SUBNET_INIT_SCALE,
+        parametrization: str = "fixed_domain",
+        identity_tails: bool = False,
+        domain_clamping: float | None = None,
     ):
         super().__init__(dims_in, dims_c)
         name = type(self).__name__
         shape = single_input_shape(self, allow_conditions=True)
         self.grid = make_grid(name, bins, min_bin_sizes, default_domain)
-        self.parameter_count = 3 * bins - 1
+        self.parametrization = parametrization
+        self.binning = spline_options(name, self.grid, parametrization, identity_tails, domain_clamping)
+        self.parameter_count = 3 * bins - 1 if self.binning is None else self.binning.count(True)
+        if self.binning is not None:
+            register_freia_spline_buffers(self, bins, tuple(min_bin_sizes), tuple(default_domain), identity_tails)
         if self.dims_c:
             check_condition_dims(shape, self.dims_c, name)
             condition_length = sum(condition[0] for condition in self.dims_c)
             self.subnet = build_subnet(subnet_constructor, condition_length, shape[0] * self.parameter_count,
                                        subnet_init_scale, name)
-        elif subnet_constructor is not None:
-            raise ValueError(f"{name} uses subnet_constructor only with conditions, but dims_c is empty")
-        else:
+        elif self.binning is None:
             self.spline_parameters = nn.Parameter(torch.zeros(*shape, self.parameter_count))
+        else:
+            self.spline_parameters = nn.Parameter(torch.zeros(shape[0] * self.parameter_count, *shape[1:]))
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
+        name = type(self).__name__
+        if self.binning is None:
+            refuse_freia_layout(name, state_dict, prefix + "default_domain")
+        else:
+            check_freia_spline_buffers(self, name, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _raw_parameters(self, c: Sequence[Tensor] | None) -> Tensor:
         if self.dims_c:
@@ -488,6 +756,8 @@ class ElementwiseRationalQuadraticSpline(InvertibleModule):
                                  "without conditions c")
             network_output = self.subnet(torch.cat(list(c), dim=1))
             return per_element_parameters(network_output, self.dims_in[0][0], self.parameter_count)
+        if self.binning is not None:  # FrEIA's layout: (C * count, *spatial)
+            return per_element_parameters(self.spline_parameters[None], self.dims_in[0][0], self.parameter_count)
         return self.spline_parameters
 
     def forward(
@@ -497,7 +767,10 @@ class ElementwiseRationalQuadraticSpline(InvertibleModule):
         rev: bool = False,
         jac: bool = True,
     ) -> tuple[tuple[Tensor, ...], Tensor]:
-        output, log_jac = rational_quadratic_spline(x_or_z[0], self._raw_parameters(c), self.grid, rev)
+        if self.binning is None:
+            output, log_jac = rational_quadratic_spline(x_or_z[0], self._raw_parameters(c), self.grid, rev)
+        else:
+            output, log_jac = freia_binned_spline(x_or_z[0], self._raw_parameters(c), self.binning, rev, True)
         return (output,), sum_except_batch(log_jac)
 
     def output_dims(self, input_dims: list[Shape]) -> list[Shape]:

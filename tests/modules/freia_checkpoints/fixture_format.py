@@ -63,23 +63,32 @@ def generate(cases: Sequence[dict[str, Any]], version: str, batch: int = 5) -> N
     A case is a dict: ``name`` (file stem), ``block`` (the class name in ``FrEIA.modules``), ``dims_in``,
     optional ``dims_c``, ``kwargs`` (JSON-like constructor arguments), ``subnet`` (``"fc"``, ``"conv"`` or
     None), ``our_kwargs`` (extra arguments freia_graph needs to reproduce this FrEIA version, e.g. a
-    compatibility option), ``perturb`` (scale of the noise added to every floating parameter; 0.05) and
-    ``atol`` (tolerance of the comparison; 1e-5 in float64).
+    compatibility option), ``perturb`` (scale of the noise added to every trainable floating parameter; 0.05),
+    ``atol`` (tolerance of the comparison; 1e-5 in float64), ``needs_grad`` (run the recorded calls with
+    autograd on), ``versions`` (the FrEIA versions that have the block; all if absent) and
+    ``log_det_unchecked`` (why the log-dets are not compared, e.g. a random estimate).
     """
     import FrEIA.modules as freia_modules
 
     FIXTURE_DIR.mkdir(exist_ok=True)
     for case in cases:
+        if version not in case.get("versions", (version,)):
+            continue
         torch.manual_seed(0)
         block = _build(freia_modules, case).double()
         x = torch.randn(batch, *case["dims_in"][0], dtype=torch.float64)
         c = [torch.randn(batch, *d, dtype=torch.float64) for d in case.get("dims_c", [])]
         call_block(block, x, c, rev=False)  # data-dependent initialisation (ActNorm), as in training
         with torch.no_grad():
-            for parameter in block.parameters():
+            # Frozen parameters (FrEIA keeps some fixed buffers as parameters) never change in training.
+            for parameter in (p for p in block.parameters() if p.requires_grad and p.is_floating_point()):
                 parameter.add_(case.get("perturb", 0.05) * torch.randn_like(parameter))
-            (z,), log_det = call_block(block, x, c, rev=False)
-            (x_back,), log_det_rev = call_block(block, z, c, rev=True)
+        # Blocks whose log-det differentiates their own output (FrEIA's IResNetLayer) need autograd on.
+        with torch.set_grad_enabled(bool(case.get("needs_grad"))):
+            # Clones: some FrEIA blocks (Haar, IRevNet) scale their input in place in reverse.
+            (z,), log_det = call_block(block, x.clone(), c, rev=False)
+            (x_back,), log_det_rev = call_block(block, z.detach().clone(), c, rev=True)
+        z, x_back, log_det, log_det_rev = (torch.as_tensor(t).detach() for t in (z, x_back, log_det, log_det_rev))
         path = FIXTURE_DIR / f"{case['name']}-freia{version}.pt"
         torch.save({
             "case": dict(case), "version": version, "state_dict": block.state_dict(),
