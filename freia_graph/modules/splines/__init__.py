@@ -776,3 +776,7 @@ class ElementwiseRationalQuadraticSpline(InvertibleModule):
     def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
         """The shapes are unchanged."""
         return list(input_dims)
+
+
+# FrEIA offers these here too (outside __all__), for users who subclass them
+from .binned import BinnedSpline, BinnedSplineBase  # noqa: E402, F401
