@@ -67,17 +67,20 @@ def test_householder_with_hard_permutation_works(shape, subnet, reverse_permutat
 
 
 @pytest.mark.parametrize("permute_soft", [False, True])
-def test_permutation_matrices_are_orthogonal_buffers(permute_soft):
+def test_permutations_are_buffers_hard_as_index_vectors_soft_as_rotations(permute_soft):
     block = _block([(4, 6, 6)], subnet_constructor=conv_subnet, permute_soft=permute_soft).double()
     buffers = dict(block.named_buffers())
     assert {"w_perm", "w_perm_inv"} <= set(buffers)
     assert not {"w_perm", "w_perm_inv"} & {name for name, _ in block.named_parameters()}
+    if not permute_soft:  # FrEIA HEAD's form: index vectors, x[:, w_perm]
+        assert block.w_perm.dtype == torch.int64 and block.w_perm.shape == (4,)
+        assert sorted(block.w_perm.tolist()) == [0, 1, 2, 3]
+        assert torch.equal(block.w_perm_inv, torch.argsort(block.w_perm))
+        return
     w, w_inv = block.w_perm.reshape(4, 4), block.w_perm_inv.reshape(4, 4)
     assert w.dtype == torch.float64 and torch.equal(w_inv, w.T)
     assert torch.allclose(w @ w.T, torch.eye(4, dtype=torch.float64), atol=1e-14)
-    assert torch.isclose(torch.linalg.det(w), torch.tensor(1.0, dtype=torch.float64)) or not permute_soft
-    if not permute_soft:
-        assert set(w.unique().tolist()) == {0.0, 1.0}
+    assert torch.isclose(torch.linalg.det(w), torch.tensor(1.0, dtype=torch.float64))
 
 
 @pytest.mark.parametrize(

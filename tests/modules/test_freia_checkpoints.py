@@ -43,7 +43,8 @@ def test_freia_checkpoint_loads_strictly_and_matches(path: Path) -> None:
         (x_back,), log_det_rev = call_block(block, saved["z"], saved["c"], rev=True)
     for ours, key in ((z, "z"), (log_det, "log_det"), (x_back, "x_back"), (log_det_rev, "log_det_rev")):
         expected = saved[key]
-        torch.testing.assert_close(torch.as_tensor(ours).expand_as(expected), expected, atol=atol, rtol=0,
+        ours = torch.as_tensor(ours, dtype=expected.dtype)  # a Python float log-det would become float32
+        torch.testing.assert_close(ours.expand_as(expected), expected, atol=atol, rtol=0,
                                    msg=lambda message, key=key: f"{key}: {message}")
 
 

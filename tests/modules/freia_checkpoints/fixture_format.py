@@ -63,20 +63,25 @@ def generate(cases: Sequence[dict[str, Any]], version: str, batch: int = 5) -> N
     A case is a dict: ``name`` (file stem), ``block`` (the class name in ``FrEIA.modules``), ``dims_in``,
     optional ``dims_c``, ``kwargs`` (JSON-like constructor arguments), ``subnet`` (``"fc"``, ``"conv"`` or
     None), ``our_kwargs`` (extra arguments freia_graph needs to reproduce this FrEIA version, e.g. a
-    compatibility option), ``perturb`` (scale of the noise added to every floating parameter; 0.05) and
-    ``atol`` (tolerance of the comparison; 1e-5 in float64).
+    compatibility option), ``perturb`` (scale of the noise added to every trainable parameter; 0.05),
+    ``atol`` (tolerance of the comparison; 1e-5 in float64) and ``by_version`` (fields that override the
+    case's for one FrEIA version, e.g. ``{"head": {"our_kwargs": ...}, "0.2": {"skip": True}}``).
     """
     import FrEIA.modules as freia_modules
 
     FIXTURE_DIR.mkdir(exist_ok=True)
     for case in cases:
+        case = {**case, **case.get("by_version", {}).get(version, {})}
+        if case.get("skip"):
+            continue
         torch.manual_seed(0)
         block = _build(freia_modules, case).double()
         x = torch.randn(batch, *case["dims_in"][0], dtype=torch.float64)
         c = [torch.randn(batch, *d, dtype=torch.float64) for d in case.get("dims_c", [])]
         call_block(block, x, c, rev=False)  # data-dependent initialisation (ActNorm), as in training
         with torch.no_grad():
-            for parameter in block.parameters():
+            # only what training changes: FrEIA's frozen parameters (permutations, fixed matrices) stay put
+            for parameter in (p for p in block.parameters() if p.requires_grad):
                 parameter.add_(case.get("perturb", 0.05) * torch.randn_like(parameter))
             (z,), log_det = call_block(block, x, c, rev=False)
             (x_back,), log_det_rev = call_block(block, z, c, rev=True)
