@@ -25,6 +25,7 @@ def _block(dims_in=((8,),), **kwargs) -> AllInOneBlock:
         ({"learned_householder_permutation": -1}, ValueError, ["learned_householder_permutation", "-1"]),
         ({"learned_householder_permutation": 1.5}, TypeError, ["learned_householder_permutation", "1.5"]),
         ({"subnet_constructor": None}, TypeError, ["subnet_constructor", "None"]),
+        ({"freia_head_clamp": 1}, TypeError, ["freia_head_clamp", "1"]),
         ({"dims_in": [(1,)]}, ValueError, ["2 channels", "(1,)"]),
         ({"dims_in": [(2, 2, 2, 2, 2)]}, ValueError, ["1 to 4 dims"]),
         ({"dims_in": [(4, 6, 6)], "dims_c": [(2, 6, 6), (1, 5, 6)]}, ValueError, ["condition 1", "(1, 5, 6)"]),
@@ -131,3 +132,22 @@ def test_permutation_is_drawn_from_torch_generator():
     first = _block(permute_soft=True).w_perm
     torch.manual_seed(3)
     assert torch.equal(first, _block(permute_soft=True).w_perm)
+
+
+@pytest.mark.parametrize("shape, subnet", [((8,), linear_subnet), ((4, 6, 6), conv_subnet)])
+def test_freia_head_clamp_is_bounded_exact_and_differs_from_the_default(shape, subnet):
+    """FrEIA 0.2's alpha tanh(a) (default) and HEAD's alpha tanh(a / alpha): both exact flows whose coupling
+    log-det is bounded by alpha per scaled entry, giving different outputs from the same weights."""
+    torch.manual_seed(0)
+    clamp = 0.5
+    default = perturb_parameters(_block([shape], subnet_constructor=subnet, affine_clamping=clamp).double(), 2.0)
+    head = _block([shape], subnet_constructor=subnet, affine_clamping=clamp, freia_head_clamp=True).double()
+    head.load_state_dict(default.state_dict())
+    x = 3 * torch.randn(4, *shape, dtype=torch.float64)
+    check_invertible(head, x, atol=1e-9)
+    check_log_det(head, x, atol=1e-9, rtol=1e-9)
+    scaled_entries = x[0, default.splits[0]:].numel()
+    global_log_det = head._global_log_det(head.global_scale_activation(head.global_scale))
+    (z_head,), log_det_head = head([x])
+    assert ((log_det_head - global_log_det).abs() <= clamp * scaled_entries).all()
+    assert not torch.allclose(z_head, default([x])[0][0], atol=1e-3)
