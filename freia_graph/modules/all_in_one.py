@@ -143,8 +143,8 @@ class AllInOneBlock(InvertibleModule):
           stores it, as index vectors ``w_perm``, ``w_perm_inv`` of shape ``(C,)``, and applied by indexing;
           FrEIA 0.2's permutation matrices (and earlier freia_graph's) are converted when loading.
         * Every condition's shape is checked, not only the first; with ``gin_block`` there is no
-          unused ``global_scale`` parameter (FrEIA checkpoints holding one still load), and the
-          log-det is exactly 0.
+          unused ``global_scale`` parameter (its initial value is still saved, and ignored when loading,
+          so checkpoints move both ways), and the log-det is exactly 0.
         * ``subnet_init_scale`` (not in FrEIA) can scale the subnet's last layer after construction.
 
     Example:
@@ -222,8 +222,10 @@ class AllInOneBlock(InvertibleModule):
         per_channel = (1, self.in_channels) + (1,) * self.input_rank
         global_affine_init = check_number(global_affine_init, "global_affine_init", "AllInOneBlock")
         if not self.GIN:
-            initial = inverse(global_affine_init)
-            self.global_scale = nn.Parameter(torch.full(per_channel, initial))
+            self.global_scale = nn.Parameter(torch.full(per_channel, inverse(global_affine_init)))
+        else:
+            # FrEIA keeps an unused global_scale in GIN mode: save a value of that shape so FrEIA can load ours
+            self._unused_global_scale = torch.zeros(per_channel)
         self.global_offset = nn.Parameter(torch.zeros(per_channel))
 
     def _init_permutation(self, permute_soft: bool) -> None:
@@ -242,7 +244,7 @@ class AllInOneBlock(InvertibleModule):
             self.register_buffer("w_perm", index)
             self.register_buffer("w_perm_inv", torch.argsort(index))
             self._channel_map = _select_channels
-        register_layout_conversion(self, load=self._convert_layout)
+        register_layout_conversion(self, load=self._convert_layout, save=self._add_unused_global_scale)
 
     def _apply(self, fn: Callable, recurse: bool = True) -> AllInOneBlock:
         # A rotation rounded to float32 at construction is orthogonal only to ~1e-7. Once the block holds
@@ -263,6 +265,11 @@ class AllInOneBlock(InvertibleModule):
             w.copy_(rotation.reshape(w.shape))
             if not self.householder:
                 self.w_perm_inv.copy_(rotation.T.reshape(w.shape))
+
+    def _add_unused_global_scale(self, entries: Entries) -> Entries:
+        if self.GIN:
+            entries["global_scale"] = self._unused_global_scale.to(self.global_offset)
+        return entries
 
     def _convert_layout(self, entries: Entries) -> Entries:
         if self.GIN:

@@ -30,9 +30,7 @@ CASES = [
      "dims_c": [[1, 4, 4]], "subnet": "conv", "kwargs": {"permute_soft": True, "reverse_permutation": True},
      "by_version": {"head": HEAD_CLAMP}},
     {"name": "all_in_one_gin", "block": "AllInOneBlock", "dims_in": [[4]], "subnet": "fc",
-     "kwargs": {"gin_block": True},
-     "saves_other_layout": "FrEIA keeps an unused global_scale in GIN mode; we load it and do not save it",
-     "by_version": {"head": HEAD_CLAMP}},
+     "kwargs": {"gin_block": True}, "by_version": HARD_PERMUTATION},
 ]
 
 if __name__ == "__main__":
