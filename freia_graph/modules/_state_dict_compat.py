@@ -34,6 +34,42 @@ def _replace_own_entries(state_dict: dict, prefix: str, old: Entries, new: Entri
         state_dict[prefix + key] = value
 
 
+def _replace_own_entries_in_order(state_dict: dict, prefix: str, new: Entries) -> None:
+    """Put ``new`` where the module's own entries were, before its submodules' (as ``state_dict`` orders them).
+
+    Called right after the module saved itself, so only its own subtree's entries follow the first of them.
+    """
+    keys = list(state_dict)
+    start = next((index for index, key in enumerate(keys) if key.startswith(prefix)), len(keys))
+    tail = [(key, state_dict.pop(key)) for key in keys[start:]]
+    for key, value in new.items():
+        state_dict[prefix + key] = value
+    for key, value in tail:
+        if "." in key[len(prefix):]:
+            state_dict[key] = value
+
+
+class _LoadConversion:
+    """A load-state-dict pre-hook applying ``convert`` to the module's own entries (picklable, unlike a closure)."""
+
+    def __init__(self, convert: Callable[[Entries], Entries]):
+        self.convert = convert
+
+    def __call__(self, module: nn.Module, state_dict: dict, prefix: str, *args: object) -> None:
+        own = _own_entries(state_dict, prefix)
+        _replace_own_entries(state_dict, prefix, own, self.convert(dict(own)))
+
+
+class _SaveConversion:
+    """A state-dict post-hook applying ``convert`` to the module's own entries, keeping their place."""
+
+    def __init__(self, convert: Callable[[Entries], Entries]):
+        self.convert = convert
+
+    def __call__(self, module: nn.Module, state_dict: dict, prefix: str, local_metadata: object) -> None:
+        _replace_own_entries_in_order(state_dict, prefix, self.convert(_own_entries(state_dict, prefix)))
+
+
 def register_layout_conversion(
     module: nn.Module,
     load: Callable[[Entries], Entries] | None = None,
@@ -41,29 +77,26 @@ def register_layout_conversion(
 ) -> None:
     """Convert ``module``'s own state-dict entries when loading and/or saving.
 
+    The conversions must be picklable (bound methods or module-level functions, not lambdas), so that the
+    module can still be pickled and deep-copied.
+
     Args:
         module: the block.
         load: maps the entries found in a state dict (any layout) to the block's current layout.
         save: maps the block's entries to the layout it saves (e.g. adds FrEIA's derived entries).
 
     Example:
+        >>> def rename(entries):
+        ...     return {("weight" if key == "W" else key): value for key, value in entries.items()}
         >>> block = nn.Linear(2, 2)
-        >>> register_layout_conversion(block, load=lambda e: {("weight" if k == "W" else k): v for k, v in e.items()})
+        >>> register_layout_conversion(block, load=rename)
         >>> block.load_state_dict({"W": torch.eye(2), "bias": torch.zeros(2)})
         <All keys matched successfully>
     """
     if load is not None:
-        def load_hook(target: nn.Module, state_dict: dict, prefix: str, *args: object) -> None:
-            own = _own_entries(state_dict, prefix)
-            _replace_own_entries(state_dict, prefix, own, load(dict(own)))
-
-        module.register_load_state_dict_pre_hook(load_hook)
+        module.register_load_state_dict_pre_hook(_LoadConversion(load))
     if save is not None:
-        def save_hook(target: nn.Module, state_dict: dict, prefix: str, local_metadata: object) -> None:
-            own = _own_entries(state_dict, prefix)
-            _replace_own_entries(state_dict, prefix, own, save(dict(own)))
-
-        module.register_state_dict_post_hook(save_hook)
+        module.register_state_dict_post_hook(_SaveConversion(save))
 
 
 def reshape_entries(entries: Entries, module: nn.Module, names: tuple[str, ...]) -> Entries:

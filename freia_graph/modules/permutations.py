@@ -195,7 +195,7 @@ class _FixedChannelMatrix(InvertibleModule):
         self.register_buffer("logDetM", torch.linalg.slogdet(weight.double()).logabsdet.to(weight.dtype))
         self._derive_computing_form()
         register_layout_conversion(self, load=self._convert_layout)
-        self.register_load_state_dict_post_hook(lambda module, keys: module._derive_computing_form())
+        self.register_load_state_dict_post_hook(_derive_after_loading)
 
     def _derive_computing_form(self) -> None:
         channels, positions = self.dims_in[0][0], math.prod(self.dims_in[0][1:])
@@ -254,6 +254,10 @@ class _FixedChannelMatrix(InvertibleModule):
     def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
         """The shapes are unchanged."""
         return list(input_dims)
+
+
+def _derive_after_loading(module: _FixedChannelMatrix, incompatible_keys: object) -> None:
+    module._derive_computing_form()
 
 
 class FixedLinearTransform(_FixedChannelMatrix):
