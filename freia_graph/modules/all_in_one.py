@@ -17,6 +17,7 @@ from ._coupling_tools import (
     scale_and_shift,
     single_input,
 )
+from ._state_dict_compat import Entries, index_from_permutation_matrix, matrix_or_index, register_layout_conversion
 from .base import InvertibleModule, Shape, normalize_shapes
 
 __all__ = ["AllInOneBlock"]
@@ -79,6 +80,11 @@ def _random_rotation(channels: int) -> Tensor:
     return q
 
 
+def _select_channels(x: Tensor, index: Tensor) -> Tensor:
+    """``x[:, index]``: a hard permutation, FrEIA HEAD's form, cheaper than multiplying by its matrix."""
+    return x.index_select(1, index)
+
+
 def _random_permutation_matrix(channels: int) -> Tensor:
     return torch.eye(channels, dtype=torch.float64)[torch.randperm(channels)]
 
@@ -117,6 +123,10 @@ class AllInOneBlock(InvertibleModule):
         learned_householder_permutation: number of learned Householder reflections in :math:`V`
             (0: none).
         reverse_permutation: also apply :math:`(VR)^{-1}` before the coupling (Putzky & Welling, 2019).
+        freia_head_clamp: clamp the coupling's log-scale as FrEIA HEAD does (since 2023),
+            :math:`\alpha \tanh(a_s / \alpha)`, instead of :math:`\alpha \tanh(a_s)` as FrEIA 0.2 (the
+            release on PyPI, used e.g. by anomalib). Default False; set it to reproduce blocks trained with
+            FrEIA HEAD (their outputs differ by up to ~6e-2 otherwise).
         subnet_init_scale: factor applied to the subnet's last layer after construction (see
             :mod:`freia_graph.modules.coupling`). The default 1 keeps it as built: the fixed factor 0.1 on
             the subnet's output already keeps deep chains tame (32 blocks with a 512-wide subnet give
@@ -127,12 +137,14 @@ class AllInOneBlock(InvertibleModule):
           calls: :math:`V R` is computed once per call and :math:`(VR)^{-1} = (VR)^T`. FrEIA stores the
           matrix on the module with its autograd graph attached, so a block that has run holds on to
           that graph and cannot be deep-copied.
-        * The permutation matrices ``w_perm``, ``w_perm_inv``, ``w_0`` are buffers, not parameters
-          (same state-dict keys); random draws use torch's generator (``torch.manual_seed``), soft
-          permutations come from a QR decomposition instead of scipy.
+        * ``w_perm``, ``w_perm_inv``, ``w_0`` are buffers, not parameters (same state-dict keys); random
+          draws use torch's generator (``torch.manual_seed``), soft permutations come from a QR
+          decomposition instead of scipy. A hard permutation without reflections is stored as FrEIA HEAD
+          stores it, as index vectors ``w_perm``, ``w_perm_inv`` of shape ``(C,)``, and applied by indexing;
+          FrEIA 0.2's permutation matrices (and earlier freia_graph's) are converted when loading.
         * Every condition's shape is checked, not only the first; with ``gin_block`` there is no
-          unused ``global_scale`` parameter (FrEIA checkpoints holding one still load), and the
-          log-det is exactly 0.
+          unused ``global_scale`` parameter (its initial value is still saved, and ignored when loading,
+          so checkpoints move both ways), and the log-det is exactly 0.
         * ``subnet_init_scale`` (not in FrEIA) can scale the subnet's last layer after construction.
 
     Example:
@@ -160,6 +172,7 @@ class AllInOneBlock(InvertibleModule):
         learned_householder_permutation: int = 0,
         reverse_permutation: bool = False,
         subnet_init_scale: float = 1.0,
+        freia_head_clamp: bool = False,
     ):
         super().__init__(dims_in, dims_c)
         shape = single_input(self.dims_in, "AllInOneBlock")
@@ -180,6 +193,10 @@ class AllInOneBlock(InvertibleModule):
         self.register_buffer("_clamp_factor", torch.tensor(self.clamp), persistent=False)
         self.register_buffer("_negative_clamp_factor", torch.tensor(-self.clamp), persistent=False)
         self.register_buffer("_coefficient_scale", torch.tensor(_COEFFICIENT_SCALE), persistent=False)
+        if not isinstance(freia_head_clamp, bool):
+            raise TypeError(f"AllInOneBlock: freia_head_clamp must be a bool, got {freia_head_clamp!r}")
+        self.freia_head_clamp = freia_head_clamp
+        self.register_buffer("_inverse_clamp", torch.tensor(1 / self.clamp), persistent=False)
         self.GIN = bool(gin_block)
         self.reverse_pre_permute = bool(reverse_permutation)
         self.householder = learned_householder_permutation
@@ -205,8 +222,10 @@ class AllInOneBlock(InvertibleModule):
         per_channel = (1, self.in_channels) + (1,) * self.input_rank
         global_affine_init = check_number(global_affine_init, "global_affine_init", "AllInOneBlock")
         if not self.GIN:
-            initial = inverse(global_affine_init)
-            self.global_scale = nn.Parameter(torch.full(per_channel, initial))
+            self.global_scale = nn.Parameter(torch.full(per_channel, inverse(global_affine_init)))
+        else:
+            # FrEIA keeps an unused global_scale in GIN mode: save a value of that shape so FrEIA can load ours
+            self._unused_global_scale = torch.zeros(per_channel)
         self.global_offset = nn.Parameter(torch.zeros(per_channel))
 
     def _init_permutation(self, permute_soft: bool) -> None:
@@ -216,10 +235,16 @@ class AllInOneBlock(InvertibleModule):
         if self.householder:
             self.vk_householder = nn.Parameter(0.2 * torch.randn(self.householder, self.in_channels))
             self.register_buffer("w_0", w.to(dtype))
-        else:
+        elif permute_soft:
             kernel = (self.in_channels, self.in_channels) + (1,) * self.input_rank
             self.register_buffer("w_perm", w.reshape(kernel).to(dtype))
             self.register_buffer("w_perm_inv", w.T.reshape(kernel).to(dtype))
+        else:
+            index = index_from_permutation_matrix(w)
+            self.register_buffer("w_perm", index)
+            self.register_buffer("w_perm_inv", torch.argsort(index))
+            self._channel_map = _select_channels
+        register_layout_conversion(self, load=self._convert_layout, save=self._add_unused_global_scale)
 
     def _apply(self, fn: Callable, recurse: bool = True) -> AllInOneBlock:
         # A rotation rounded to float32 at construction is orthogonal only to ~1e-7. Once the block holds
@@ -241,11 +266,19 @@ class AllInOneBlock(InvertibleModule):
             if not self.householder:
                 self.w_perm_inv.copy_(rotation.T.reshape(w.shape))
 
-    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+    def _add_unused_global_scale(self, entries: Entries) -> Entries:
+        if self.GIN:
+            entries["global_scale"] = self._unused_global_scale.to(self.global_offset)
+        return entries
+
+    def _convert_layout(self, entries: Entries) -> Entries:
         if self.GIN:
             # FrEIA keeps an unused global_scale in GIN mode: accept its checkpoints
-            state_dict.pop(prefix + "global_scale", None)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+            entries.pop("global_scale", None)
+        for name in ("w_perm", "w_perm_inv"):
+            if name in entries and hasattr(self, name):
+                entries[name] = matrix_or_index(entries[name], getattr(self, name))
+        return entries
 
     def _permutation(self) -> tuple[Tensor, Tensor]:
         """The channel map :math:`VR` and its inverse, as kernels for ``self._channel_map``."""
@@ -262,6 +295,8 @@ class AllInOneBlock(InvertibleModule):
         x1, x2 = x.split(self.splits, 1)
         u = append_condition(x1, c, "AllInOneBlock") if self.conditional else x1
         raw_scale, shift = (self.subnet(u) * self._coefficient_scale).chunk(2, 1)
+        if self.freia_head_clamp:
+            raw_scale = raw_scale * self._inverse_clamp
         log_scale = torch.tanh(raw_scale) * (self._negative_clamp_factor if rev else self._clamp_factor)
         if self.GIN:
             log_scale = log_scale - log_scale.mean(self.sum_dims, keepdim=True)

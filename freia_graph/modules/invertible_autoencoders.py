@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._coupling_tools import check_number
+from ._state_dict_compat import Entries, register_layout_conversion, reshape_entries
 from .base import InvertibleModule, Shape
 from .permutations import single_input_shape
 
@@ -40,7 +41,12 @@ class _LeakyActivation(InvertibleModule):
     def __init__(self, dims_in: Iterable[Iterable[int]], dims_c: Iterable[Iterable[int]] | None):
         super().__init__(dims_in, dims_c)
         shape = _single_input_of_rank(self)
-        self._channel_shape = (shape[0],) + (1,) * (len(shape) - 1)
+        # FrEIA's shape (1, C, 1, ...); earlier freia_graph saved (C, 1, ...), which loads too
+        self._channel_shape = (1, shape[0]) + (1,) * (len(shape) - 1)
+        register_layout_conversion(self, load=self._convert_layout)
+
+    def _convert_layout(self, entries: Entries) -> Entries:
+        return reshape_entries(entries, self, ("alpha", "alpha_pos", "alpha_neg"))
 
     def _register_log_slope(self, name: str, argument: str, slope: float, learnable: bool) -> None:
         slope = check_number(slope, argument, type(self).__name__)

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ._coupling_tools import check_number
+from ._state_dict_compat import Entries, register_layout_conversion
 from .base import InvertibleModule, Shape
 from .permutations import single_input_shape
 
@@ -271,6 +272,12 @@ def _reflect_all(x: Tensor, vectors: Tensor, rev: bool) -> Tensor:
     return x
 
 
+def _drop_householder_matrix(entries: Entries) -> Entries:
+    entries.pop("W", None)
+    entries.pop("weight", None)
+    return entries
+
+
 class HouseholderPerm(InvertibleModule):
     r"""An orthogonal map built as a product of Householder reflections, learned, fixed or conditional.
 
@@ -296,7 +303,9 @@ class HouseholderPerm(InvertibleModule):
     ``HouseholderPerm([(8,)])`` raises there; any ``n_reflections >= 1`` works here. FrEIA's conditional
     variant builds one matrix per sample and then calls ``mm`` on it, which fails; here each sample is
     reflected by its own vectors. With ``fixed=True`` FrEIA still registers the unused ``Vs`` as a trainable
-    parameter; here the frozen vectors are a buffer and the block has no parameters.
+    parameter; here the frozen vectors are a buffer and the block has no parameters. FrEIA's fixed block
+    also saves the product matrix as ``W`` and ``weight``: they are saved here too (computed from ``Vs``) so
+    FrEIA can load the state, and ignored when loading (in FrEIA they always equal the product of ``Vs``).
 
     Args:
         dims_in: one vector shape, e.g. ``[(8,)]``.
@@ -337,9 +346,16 @@ class HouseholderPerm(InvertibleModule):
             self._check_condition()
         elif fixed:
             self.register_buffer("Vs", torch.randn(n_reflections, self.width))
+            # FrEIA also saves the product matrix, twice (W and weight): save it, ignore it when loading
+            register_layout_conversion(self, load=_drop_householder_matrix, save=self._add_householder_matrix)
         else:
             near_unit_vectors = torch.eye(n_reflections, self.width) + 0.1 * torch.randn(n_reflections, self.width)
             self.Vs = nn.Parameter(near_unit_vectors)
+
+    def _add_householder_matrix(self, entries: Entries) -> Entries:
+        matrix = _reflect_all(torch.eye(self.width, dtype=self.Vs.dtype, device=self.Vs.device), self.Vs, False)
+        entries.update(W=matrix, weight=matrix)
+        return entries
 
     def _check_condition(self) -> None:
         if len(self.dims_c) != 1:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._coupling_tools import single_input
+from ._state_dict_compat import Entries, register_layout_conversion, reshape_entries
 from .base import InvertibleModule, Shape
 
 __all__ = ["PermuteRandom", "FixedLinearTransform", "Fixed1x1Conv", "InvertibleConv1x1", "InvertibleLinear"]
@@ -141,32 +143,88 @@ def as_invertible_matrix(matrix: object, channels: int, what: str) -> Tensor:
 
 
 def as_offset(offset: object, channels: int, dtype: torch.dtype) -> Tensor:
-    """Check an optional offset of ``channels`` entries; None means zero."""
+    """Check an optional offset of ``channels`` entries; return it as FrEIA HEAD stores it, shape ``(1, C)``,
+    or a 0-dim zero for None."""
     if offset is None:
-        return torch.zeros(channels, dtype=dtype)
+        return torch.zeros((), dtype=dtype)
     if not isinstance(offset, Tensor):
         raise TypeError(f"FixedLinearTransform b must be a torch.Tensor of shape ({channels},), "
                         f"got {offset!r}")
     if offset.numel() != channels:
         raise ValueError(f"FixedLinearTransform b must have shape ({channels},), got {tuple(offset.shape)}")
-    return offset.detach().to(dtype).reshape(channels)
+    return offset.detach().to(dtype).reshape(1, channels)
 
 
 class _FixedChannelMatrix(InvertibleModule):
-    """A fixed invertible map ``z_c = W x_c + b`` on the channel vector, inverse and log-det precomputed."""
+    r"""A fixed invertible map ``z_c = W x_c + b`` on the channel vector, inverse and log-det precomputed.
 
+    The state dict holds FrEIA's buffers: ``M`` (:math:`W^T` for vectors, which FrEIA multiplies from the
+    right; :math:`W` as a 1x1 convolution kernel for images), ``M_inv`` (the same for :math:`W^{-1}`),
+    ``logDetM`` (:math:`\log|\det W|`) and, for vectors, ``b``.
+    The forward pass reads non-persistent copies in the form it computes with
+    (``weight``, ``weight_inverse``, ``bias``, ``log_det`` including the number of positions), derived once
+    at construction and after every ``load_state_dict`` (change the FrEIA buffers only through it).
+    Earlier freia_graph state dicts (which saved those copies) and FrEIA 0.2's (no ``b`` when none was
+    given) load too.
+    """
+
+    M: Tensor
+    M_inv: Tensor
+    logDetM: Tensor
     weight: Tensor
     weight_inverse: Tensor
-    bias: Tensor
+    bias: Tensor | None
     log_det: Tensor
 
-    def _register_map(self, weight: Tensor, bias: Tensor) -> None:
+    # FrEIA's ``M`` is ``weight`` transposed for vectors (it computes ``x @ M``) and ``weight`` itself as a
+    # convolution kernel for images
+    _stores_transpose: ClassVar[bool] = True
+
+    def _to_or_from_stored(self, matrix: Tensor) -> Tensor:
+        return matrix.mT if self._stores_transpose else matrix
+
+    def _register_map(self, weight: Tensor, bias: Tensor | None) -> None:
+        """Register FrEIA's buffers for ``z_c = weight @ x_c + bias`` (``bias`` None: no ``b`` entry)."""
         shape = self.dims_in[0]
-        self.register_buffer("weight", weight)
-        self.register_buffer("weight_inverse", torch.linalg.inv(weight.double()).to(weight.dtype))
-        self.register_buffer("bias", bias.reshape(shape[0], *[1] * (len(shape) - 1)))
-        log_abs_det = torch.linalg.slogdet(weight.double()).logabsdet * math.prod(shape[1:])
-        self.register_buffer("log_det", log_abs_det.to(weight.dtype))
+        kernel = (shape[0], shape[0]) + (1,) * (len(shape) - 1)
+        inverse = torch.linalg.inv(weight.double()).to(weight.dtype)
+        self.register_buffer("M", self._to_or_from_stored(weight).reshape(kernel).contiguous())
+        self.register_buffer("M_inv", self._to_or_from_stored(inverse).reshape(kernel).contiguous())
+        if bias is not None:
+            self.register_buffer("b", bias)
+        self.register_buffer("logDetM", torch.linalg.slogdet(weight.double()).logabsdet.to(weight.dtype))
+        self._derive_computing_form()
+        register_layout_conversion(self, load=self._convert_layout)
+        self.register_load_state_dict_post_hook(_derive_after_loading)
+
+    def _derive_computing_form(self) -> None:
+        channels, positions = self.dims_in[0][0], math.prod(self.dims_in[0][1:])
+        weight, inverse = (self._to_or_from_stored(m.reshape(channels, channels)) for m in (self.M, self.M_inv))
+        self.register_buffer("weight", weight.contiguous(), persistent=False)
+        self.register_buffer("weight_inverse", inverse.contiguous(), persistent=False)
+        own_bias = getattr(self, "b", None)
+        bias = None if own_bias is None else own_bias.expand(1, channels).reshape(channels).clone()
+        self.register_buffer("bias", bias, persistent=False)
+        self.register_buffer("log_det", self.logDetM * positions, persistent=False)
+
+    def _convert_layout(self, entries: Entries) -> Entries:
+        if "weight" in entries and "M" not in entries:  # earlier freia_graph: the computing form itself
+            entries = self._from_computing_form(entries)
+        if hasattr(self, "b") and "b" not in entries:  # FrEIA 0.2 keeps no b when none was given
+            entries["b"] = torch.zeros_like(self.b)
+        return reshape_entries(entries, self, ("M", "M_inv", "b"))
+
+    def _from_computing_form(self, entries: Entries) -> Entries:
+        weight, weight_inverse = entries.pop("weight"), entries.pop("weight_inverse")
+        bias, log_det = entries.pop("bias", None), entries.pop("log_det")
+        entries.update(M=self._to_or_from_stored(weight), M_inv=self._to_or_from_stored(weight_inverse),
+                       logDetM=log_det / math.prod(self.dims_in[0][1:]))
+        if hasattr(self, "b") and bias is not None:
+            if self.b.numel() == 1 and bias.numel() > 1 and bias.any():
+                raise ValueError(f"{type(self).__name__}: the state dict has a non-zero offset b, but this block "
+                                 "was built without one; build it with b=")
+            entries["b"] = bias.reshape(-1)[: self.b.numel()].reshape(self.b.shape)
+        return entries
 
     def _mix(self, matrix: Tensor, x: Tensor, bias: Tensor | None) -> Tensor:
         """``matrix @ x_c (+ bias)`` for the channel vector of every sample and position.
@@ -189,12 +247,17 @@ class _FixedChannelMatrix(InvertibleModule):
         jac: bool = True,
     ) -> tuple[tuple[Tensor, ...], Tensor]:
         if rev:
-            return (self._mix(self.weight_inverse, x_or_z[0] - self.bias, None),), -self.log_det
+            z = x_or_z[0] if self.bias is None else x_or_z[0] - self.bias
+            return (self._mix(self.weight_inverse, z, None),), -self.log_det
         return (self._mix(self.weight, x_or_z[0], self.bias),), self.log_det
 
     def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
         """The shapes are unchanged."""
         return list(input_dims)
+
+
+def _derive_after_loading(module: _FixedChannelMatrix, incompatible_keys: object) -> None:
+    module._derive_computing_form()
 
 
 class FixedLinearTransform(_FixedChannelMatrix):
@@ -205,9 +268,11 @@ class FixedLinearTransform(_FixedChannelMatrix):
     e.g. for whitening data with a known covariance, as in FrEIA (Ardizzone et al. 2018, "Analyzing
     inverse problems with invertible neural networks").
 
-    Differences from FrEIA: ``b`` defaults to zero (FrEIA fails without it); ``M`` is checked to be a
-    square, well-conditioned matrix (``ValueError`` otherwise); the matrices are buffers, not frozen
-    parameters.
+    The state dict is FrEIA HEAD's (``M`` :math:`= M^\top`, ``M_inv``, ``b`` of shape ``(1, C)`` or a 0-dim
+    zero when not given, ``logDetM``); FrEIA 0.2's (no ``b`` when not given) loads too.
+
+    Differences from FrEIA: ``M`` is checked to be a square, well-conditioned matrix (``ValueError``
+    otherwise); the matrices are buffers (as in FrEIA HEAD), not frozen parameters (FrEIA 0.2).
 
     Args:
         dims_in: one vector shape ``[(C,)]``.
@@ -245,8 +310,9 @@ class Fixed1x1Conv(_FixedChannelMatrix):
     1x1 convolutions come from Glow (Kingma & Dhariwal 2018, "Glow: Generative flow with invertible 1x1
     convolutions").
 
-    Differences from FrEIA: the log-det is multiplied by the number of positions :math:`H W` (FrEIA
-    returns :math:`\log|\det M|`, wrong for images larger than 1x1); ``M`` is validated.
+    The state dict is FrEIA's (``M`` as the ``(C, C, 1, 1)`` kernel :math:`M^\top`, ``M_inv``, ``logDetM``).
+
+    Differences from FrEIA: any number of spatial dimensions (FrEIA: exactly two); ``M`` is validated.
 
     Args:
         dims_in: one image shape ``[(C, H, W)]`` (any number of spatial dimensions).
@@ -261,6 +327,8 @@ class Fixed1x1Conv(_FixedChannelMatrix):
         ([1.0, 3.0], 6.2383)
     """
 
+    _stores_transpose = False
+
     def __init__(
         self,
         dims_in: Iterable[Iterable[int]],
@@ -271,7 +339,7 @@ class Fixed1x1Conv(_FixedChannelMatrix):
         shape = single_input_shape(self)
         check_rank(self, shape, vectors=False)
         matrix = as_invertible_matrix(M, shape[0], "Fixed1x1Conv M")
-        self._register_map(matrix.mT.contiguous(), torch.zeros(shape[0], dtype=matrix.dtype))
+        self._register_map(matrix.mT.contiguous(), None)
 
 
 def random_orthogonal(size: int, generator: torch.Generator) -> Tensor:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._state_dict_compat import Entries, register_layout_conversion
 from .base import InvertibleModule, Shape, normalize_shapes
 from .permutations import single_input_shape
 from .topology import one_input_shape
@@ -204,8 +205,9 @@ class IRevNetDownsampling(_SpaceToDepth):
             gives a_1, a_2, ..., b_1, b_2, ... (the original i-RevNet code's order).
 
     Differences from FrEIA: both orders are computed with exact reshapes (no convolution with a 0/1
-    kernel, so an infinite or NaN pixel cannot leak into other channels), and there is no
-    ``downsample_kernel`` entry in the state dict.
+    kernel, so an infinite or NaN pixel cannot leak into other channels). The state dict still holds
+    FrEIA's constant ``downsample_kernel`` (unless ``legacy_backend``), so checkpoints move both ways
+    between FrEIA and freia_graph; a loaded kernel is ignored, and state dicts without one load too.
 
     Example:
         >>> down = IRevNetDownsampling([(1, 2, 2)])
@@ -224,6 +226,13 @@ class IRevNetDownsampling(_SpaceToDepth):
     ):
         super().__init__(dims_in, dims_c)
         self.legacy_backend = bool(legacy_backend)
+        register_layout_conversion(self, load=_drop_downsample_kernel, save=self._add_downsample_kernel)
+
+    def _add_downsample_kernel(self, entries: Entries) -> Entries:
+        if not self.legacy_backend:
+            # FrEIA's conv kernel: input channel c goes to 4c + 2i + j from pixel (i, j) of each 2x2 patch
+            entries["downsample_kernel"] = torch.eye(4).reshape(4, 1, 2, 2).repeat(self.channels, 1, 1, 1)
+        return entries
 
     def _down(self, x: Tensor) -> Tensor:
         z = F.pixel_unshuffle(x, 2)
@@ -233,6 +242,11 @@ class IRevNetDownsampling(_SpaceToDepth):
         if self.legacy_backend:
             z = _group_by_channel(z, self.channels)
         return F.pixel_shuffle(z, 2)
+
+
+def _drop_downsample_kernel(entries: Entries) -> Entries:
+    entries.pop("downsample_kernel", None)
+    return entries
 
 
 class IRevNetUpsampling(IRevNetDownsampling):

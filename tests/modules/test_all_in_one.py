@@ -25,6 +25,7 @@ def _block(dims_in=((8,),), **kwargs) -> AllInOneBlock:
         ({"learned_householder_permutation": -1}, ValueError, ["learned_householder_permutation", "-1"]),
         ({"learned_householder_permutation": 1.5}, TypeError, ["learned_householder_permutation", "1.5"]),
         ({"subnet_constructor": None}, TypeError, ["subnet_constructor", "None"]),
+        ({"freia_head_clamp": 1}, TypeError, ["freia_head_clamp", "1"]),
         ({"dims_in": [(1,)]}, ValueError, ["2 channels", "(1,)"]),
         ({"dims_in": [(2, 2, 2, 2, 2)]}, ValueError, ["1 to 4 dims"]),
         ({"dims_in": [(4, 6, 6)], "dims_c": [(2, 6, 6), (1, 5, 6)]}, ValueError, ["condition 1", "(1, 5, 6)"]),
@@ -67,17 +68,20 @@ def test_householder_with_hard_permutation_works(shape, subnet, reverse_permutat
 
 
 @pytest.mark.parametrize("permute_soft", [False, True])
-def test_permutation_matrices_are_orthogonal_buffers(permute_soft):
+def test_permutations_are_buffers_hard_as_index_vectors_soft_as_rotations(permute_soft):
     block = _block([(4, 6, 6)], subnet_constructor=conv_subnet, permute_soft=permute_soft).double()
     buffers = dict(block.named_buffers())
     assert {"w_perm", "w_perm_inv"} <= set(buffers)
     assert not {"w_perm", "w_perm_inv"} & {name for name, _ in block.named_parameters()}
+    if not permute_soft:  # FrEIA HEAD's form: index vectors, x[:, w_perm]
+        assert block.w_perm.dtype == torch.int64 and block.w_perm.shape == (4,)
+        assert sorted(block.w_perm.tolist()) == [0, 1, 2, 3]
+        assert torch.equal(block.w_perm_inv, torch.argsort(block.w_perm))
+        return
     w, w_inv = block.w_perm.reshape(4, 4), block.w_perm_inv.reshape(4, 4)
     assert w.dtype == torch.float64 and torch.equal(w_inv, w.T)
     assert torch.allclose(w @ w.T, torch.eye(4, dtype=torch.float64), atol=1e-14)
-    assert torch.isclose(torch.linalg.det(w), torch.tensor(1.0, dtype=torch.float64)) or not permute_soft
-    if not permute_soft:
-        assert set(w.unique().tolist()) == {0.0, 1.0}
+    assert torch.isclose(torch.linalg.det(w), torch.tensor(1.0, dtype=torch.float64))
 
 
 @pytest.mark.parametrize(
@@ -107,7 +111,7 @@ def test_gin_block_has_log_det_exactly_zero_and_no_global_scale(shape, subnet):
     [
         ({}, {"global_scale", "global_offset", "w_perm", "w_perm_inv", "subnet"}),
         ({"learned_householder_permutation": 3}, {"global_scale", "global_offset", "vk_householder", "w_0", "subnet"}),
-        ({"gin_block": True}, {"global_offset", "w_perm", "w_perm_inv", "subnet"}),
+        ({"gin_block": True}, {"global_scale", "global_offset", "w_perm", "w_perm_inv", "subnet"}),
     ],
 )
 def test_state_dict_uses_freia_names_and_round_trips(kwargs, keys):
@@ -116,8 +120,7 @@ def test_state_dict_uses_freia_names_and_round_trips(kwargs, keys):
     state = block.state_dict()
     assert {key.split(".")[0] for key in state} == keys
     fresh = _block(**kwargs)
-    if block.GIN:  # FrEIA's GIN blocks carry an unused global_scale; their checkpoints must load
-        state["global_scale"] = torch.ones(1, 8)
+    # GIN blocks save (and ignore when loading) the unused global_scale FrEIA keeps, so states move both ways
     fresh.load_state_dict(state)
     x = torch.randn(5, 8)
     assert torch.equal(fresh([x])[0][0], block([x])[0][0])
@@ -128,3 +131,22 @@ def test_permutation_is_drawn_from_torch_generator():
     first = _block(permute_soft=True).w_perm
     torch.manual_seed(3)
     assert torch.equal(first, _block(permute_soft=True).w_perm)
+
+
+@pytest.mark.parametrize("shape, subnet", [((8,), linear_subnet), ((4, 6, 6), conv_subnet)])
+def test_freia_head_clamp_is_bounded_exact_and_differs_from_the_default(shape, subnet):
+    """FrEIA 0.2's alpha tanh(a) (default) and HEAD's alpha tanh(a / alpha): both exact flows whose coupling
+    log-det is bounded by alpha per scaled entry, giving different outputs from the same weights."""
+    torch.manual_seed(0)
+    clamp = 0.5
+    default = perturb_parameters(_block([shape], subnet_constructor=subnet, affine_clamping=clamp).double(), 2.0)
+    head = _block([shape], subnet_constructor=subnet, affine_clamping=clamp, freia_head_clamp=True).double()
+    head.load_state_dict(default.state_dict())
+    x = 3 * torch.randn(4, *shape, dtype=torch.float64)
+    check_invertible(head, x, atol=1e-9)
+    check_log_det(head, x, atol=1e-9, rtol=1e-9)
+    scaled_entries = x[0, default.splits[0]:].numel()
+    global_log_det = head._global_log_det(head.global_scale_activation(head.global_scale))
+    (z_head,), log_det_head = head([x])
+    assert ((log_det_head - global_log_det).abs() <= clamp * scaled_entries).all()
+    assert not torch.allclose(z_head, default([x])[0][0], atol=1e-3)

@@ -46,7 +46,7 @@ def test_freia_checkpoint_loads_strictly_and_matches(path: Path) -> None:
         compared = compared[::2]
     for ours, key in compared:
         expected = saved[key]
-        ours = ours if isinstance(ours, torch.Tensor) else torch.tensor(ours, dtype=expected.dtype)  # a 0.0 log-det
+        ours = torch.as_tensor(ours, dtype=expected.dtype)  # a Python float log-det would become float32
         torch.testing.assert_close(ours.expand_as(expected), expected, atol=atol, rtol=0,
                                    msg=lambda message, key=key: f"{key}: {message}")
 

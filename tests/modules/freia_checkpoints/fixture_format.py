@@ -65,14 +65,17 @@ def generate(cases: Sequence[dict[str, Any]], version: str, batch: int = 5) -> N
     None), ``our_kwargs`` (extra arguments freia_graph needs to reproduce this FrEIA version, e.g. a
     compatibility option), ``perturb`` (scale of the noise added to every trainable floating parameter; 0.05),
     ``atol`` (tolerance of the comparison; 1e-5 in float64), ``needs_grad`` (run the recorded calls with
-    autograd on), ``versions`` (the FrEIA versions that have the block; all if absent) and
-    ``log_det_unchecked`` (why the log-dets are not compared, e.g. a random estimate).
+    autograd on), ``versions`` (the FrEIA versions that have the block; all if absent),
+    ``log_det_unchecked`` (why the log-dets are not compared, e.g. a random estimate) and ``by_version``
+    (fields that override the case's for one FrEIA version, e.g. ``{"head": {"our_kwargs": ...},
+    "0.2": {"skip": True}}``).
     """
     import FrEIA.modules as freia_modules
 
     FIXTURE_DIR.mkdir(exist_ok=True)
     for case in cases:
-        if version not in case.get("versions", (version,)):
+        case = {**case, **case.get("by_version", {}).get(version, {})}
+        if case.get("skip") or version not in case.get("versions", (version,)):
             continue
         torch.manual_seed(0)
         block = _build(freia_modules, case).double()
