@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -98,7 +98,6 @@ class Case:
     loss: Callable[[nn.Module, torch.Tensor], torch.Tensor]
     features: Callable[[nn.Module, torch.Tensor], Any]
     run_flow: Callable[[nn.Module, Any], Any]
-    extra_freia_keys: tuple[str, ...] = field(default=())
 
     def build(self, seed: int = 0) -> nn.Module:
         """The model, with weights drawn from ``seed``."""
@@ -189,6 +188,5 @@ CASES = {case.name: case for case in [
     Case("uflow", "uflow.torch_model", "UflowModel",
          {"input_size": (64, 64), "backbone": "resnet18", "flow_steps": 2, "affine_subnet_channels_ratio": 0.1},
          64, "flow", _uflow_loss,
-         lambda model, images: model.feature_extractor(images), _run_graph,
-         extra_freia_keys=("downsample_kernel",)),
+         lambda model, images: model.feature_extractor(images), _run_graph),
 ]}

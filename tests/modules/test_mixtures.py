@@ -119,7 +119,7 @@ def test_bad_shapes_raise(dims_in, dims_c, match):
 @pytest.mark.parametrize(
     ("dims_in", "choice", "x_shape", "error", "match"),
     [
-        ([(D,)], None, (BATCH, D), ValueError, r"every component .* \(batch, 4, 3\), got \(5, 3\)"),
+        ([(D,)], None, (BATCH, D + 1), ValueError, r"every component .* \(batch, 4, 3\), got \(5, 4\)"),
         ([(K, D)], torch.zeros(BATCH), (BATCH, K, D), ValueError, r"one component .* \(batch, 3\)"),
         ([(D,)], "first", (BATCH, D), TypeError, "int seed or None"),
     ],
