@@ -11,8 +11,14 @@ the step (no grad), recomputes the step under ``enable_grad`` and backpropagates
 
 Random numbers: the RNG state of the step's device is saved before each step and restored for its
 recomputation (as ``torch.utils.checkpoint`` does), but kept only for steps that drew random numbers, so a
-deterministic flow keeps nothing per step. Stateful modules (BatchNorm statistics inside subnets) see every
-step twice, as with ``torch.utils.checkpoint``.
+deterministic flow keeps nothing per step. A step that drew random numbers (dropout in a subnet, in
+training mode) is not exactly invertible, since its inverse would draw other numbers, so its inputs are
+kept too: such steps cost the memory of their inputs, as in a normal checkpoint. Stateful modules
+(BatchNorm statistics inside subnets) see every step twice, as with ``torch.utils.checkpoint``.
+
+A nested GraphINN or SequenceINN is one step of its parent's region (recomputed whole in backward);
+give it ``memory_saving`` itself to save memory inside it. Under ``torch.compile`` a region runs eagerly
+(a graph break; ``fullgraph=True`` refuses it).
 """
 
 from __future__ import annotations
@@ -188,6 +194,7 @@ class MemorySavingRun(torch.autograd.Function):
         values.update(zip(plan.condition_slots, tensors[n_inputs:n_inputs + n_conditions]))
         device = reference.device
         rng_states: dict[int, Tensor] = {}
+        random_inputs: set[int] = set()  # inputs of steps that drew random numbers, kept
         log_dets = []
         for position, step in enumerate(plan.steps):
             module = region.forward_modules[step.module_index]
@@ -199,17 +206,19 @@ class MemorySavingRun(torch.autograd.Function):
                     conditions = None if step.conditions is None else [values[slot] for slot in step.conditions]
                     state = _rng_state(device)
                     outputs, log_det = _call(module, step, inputs, conditions, region.rev, region.jac)
-                    if not torch.equal(state, _rng_state(device)):  # the step drew random numbers
-                        rng_states[position] = state
+                    if not torch.equal(state, _rng_state(device)):  # drew random numbers: not invertible
+                        rng_states[position] = state  # as drawn, for the recomputation
+                        random_inputs.update(step.inputs)
                     log_dets.append(log_det)
             except Exception as error:
                 _note(error, step, "running")
                 raise
             values.update(zip(step.outputs, outputs))
             for slot in region.dead_after[position]:
-                del values[slot]
+                if slot not in random_inputs:
+                    del values[slot]
         log_det = per_sample_log_det(sum_log_dets(log_dets) if region.jac else 0.0, reference, region.jac)
-        kept_order = sorted(slot for slot in values if slot in region.kept)
+        kept_order = sorted(slot for slot in values if slot in region.kept or slot in random_inputs)
         ctx.save_for_backward(*(values[slot] for slot in kept_order))
         ctx.kept_order, ctx.region, ctx.rng_states = kept_order, region, rng_states
         ctx.n_inputs, ctx.n_conditions, ctx.n_tensors = n_inputs, n_conditions, len(tensors)
