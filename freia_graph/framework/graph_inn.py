@@ -21,6 +21,7 @@ from freia_graph.framework.calls import (
 from freia_graph.framework.display import Displayable
 from freia_graph.framework.graph import build_graph, forward_order, reverse_order
 from freia_graph.framework.memory_saving import (
+    EAGER_REASON,
     MemorySavingRun,
     check_exactly_invertible,
     kept_slots,
@@ -249,7 +250,7 @@ class GraphINN(Displayable, InvertibleModule):
             return outputs[0], log_det
         return tuple(outputs), log_det
 
-    @torch.compiler.disable
+    @torch.compiler.disable(reason=EAGER_REASON)
     def _run_memory_saving(self, inputs: list[Tensor], conditions: list[Tensor], rev: bool, jac: bool) -> tuple:
         """Run the plan through MemorySavingRun (see ``memory_saving.py``); eager under torch.compile."""
         if rev not in self._memory_plans:

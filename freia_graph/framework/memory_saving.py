@@ -33,7 +33,11 @@ from freia_graph.framework.call_form import CallForm
 from freia_graph.framework.calls import per_sample_log_det, sum_log_dets
 from freia_graph.framework.plan import Plan, Step
 
-__all__ = ["MemorySavingRun", "memory_saving_every", "check_exactly_invertible", "kept_slots"]
+__all__ = ["EAGER_REASON", "MemorySavingRun", "memory_saving_every", "check_exactly_invertible", "kept_slots"]
+
+#: why torch.compile does not trace a memory-saving region (shown by fullgraph=True's refusal)
+EAGER_REASON = ("memory-saving backprop runs eagerly (an autograd.Function that rebuilds activations by "
+                "inversion); compile with fullgraph=False, or set memory_saving=False")
 
 
 def memory_saving_every(memory_saving: bool | int) -> int:

@@ -19,6 +19,7 @@ from freia_graph.framework.calls import (
 )
 from freia_graph.framework.display import Displayable
 from freia_graph.framework.memory_saving import (
+    EAGER_REASON,
     MemorySavingRun,
     check_exactly_invertible,
     kept_slots,
@@ -254,7 +255,7 @@ class SequenceINN(Displayable, InvertibleModule):
         log_det = per_sample_log_det(sum_log_dets(log_dets) if jac else 0.0, inputs[0], jac)
         return (tuple(values) if self.force_tuple_output else values[0]), log_det
 
-    @torch.compiler.disable
+    @torch.compiler.disable(reason=EAGER_REASON)
     def _run_memory_saving(self, forward_modules: tuple, inputs: list[Tensor], conditions: list[Tensor],
                            backwards: bool, jac: bool, verify: bool) -> tuple[Any, Tensor]:
         """Run the chain through MemorySavingRun (see ``memory_saving.py``); eager under torch.compile."""

@@ -238,6 +238,7 @@ def test_torch_compile_runs_the_region_eagerly():
     inn, inputs, conditions = build("chain")
     expected, _ = _gradients(inn, False, inputs, conditions)
     inn.memory_saving = True
+    torch.compiler.reset()
     compiled = torch.compile(inn, backend="eager")
     inputs = [t.clone().requires_grad_() for t in inputs]
     inn.zero_grad(set_to_none=True)
@@ -246,3 +247,12 @@ def test_torch_compile_runs_the_region_eagerly():
     got = [inputs[0].grad] + [p.grad for p in inn.parameters()]
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, rtol=TOLERANCE, atol=TOLERANCE)
+
+
+def test_torch_compile_fullgraph_refuses_with_the_reason():
+    inn, inputs, _ = build("chain")
+    inn.memory_saving = True
+    torch.compiler.reset()  # forget code compiled by other tests
+    compiled = torch.compile(inn, fullgraph=True, backend="eager")
+    with pytest.raises(Exception, match="memory-saving backprop runs eagerly"):
+        compiled([inputs[0].clone().requires_grad_()])
