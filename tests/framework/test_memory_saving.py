@@ -16,6 +16,7 @@ from torch import nn
 
 import freia_graph.framework as Ff
 import freia_graph.modules as Fm
+from freia_graph.framework.memory_saving import MemorySavingRun
 from freia_graph.presets import multiscale_flow
 from freia_graph.testing import perturb_parameters
 from freia_graph.testing.strategies import graph_inputs, graphs
@@ -134,7 +135,10 @@ def test_multiscale_image_graph():
     _assert_same_gradients(flow, [x], [c])
 
 
-def test_nested_memory_saving_region():
+def test_nested_memory_saving_region(monkeypatch):
+    runs = []
+    original = MemorySavingRun.run
+    monkeypatch.setattr(MemorySavingRun, "run", staticmethod(lambda *args: runs.append(1) or original(*args)))
     torch.manual_seed(0)
     inner = _chain(3, conditioned=False)
     inner.memory_saving, inner.force_tuple_output = True, True
@@ -147,6 +151,7 @@ def test_nested_memory_saving_region():
         outer(inputs)
     perturb_parameters(outer, scale=0.3, seed=3)
     expected, _ = _gradients(outer, False, inputs, [])
+    assert runs, "the nested region did not run in memory-saving mode"
     inner.memory_saving = False
     plain, _ = _gradients(outer, False, inputs, [])
     for a_grad, b_grad in zip(expected, plain):
@@ -256,3 +261,32 @@ def test_torch_compile_fullgraph_refuses_with_the_reason():
     compiled = torch.compile(inn, fullgraph=True, backend="eager")
     with pytest.raises(Exception, match="memory-saving backprop runs eagerly"):
         compiled([inputs[0].clone().requires_grad_()])
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no GPU"))])
+def test_devices(device):
+    inn, inputs, conditions = build("conditional")
+    inn.to(device)
+    _assert_same_gradients(inn, [t.to(device) for t in inputs], [t.to(device) for t in conditions])
+
+
+def test_distributed_data_parallel_gets_the_gradients(tmp_path):
+    """DDP (one gloo process) all-reduces the gradients that memory-saving backprop returns."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    inn, inputs, conditions = build("chain")
+    expected, _ = _gradients(inn, False, inputs, conditions)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        inn.memory_saving = True
+        model = DistributedDataParallel(inn)
+        inn.zero_grad(set_to_none=True)
+        x = inputs[0].clone().requires_grad_()
+        _loss(*model(x)).backward()
+        got = [x.grad] + [p.grad for p in inn.parameters()]
+    finally:
+        dist.destroy_process_group()
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=TOLERANCE, atol=TOLERANCE)
