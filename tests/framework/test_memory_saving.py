@@ -290,3 +290,19 @@ def test_distributed_data_parallel_gets_the_gradients(tmp_path):
         dist.destroy_process_group()
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, rtol=TOLERANCE, atol=TOLERANCE)
+
+
+def test_without_log_det():
+    inn, inputs, conditions = build("conditional")
+    gradients = []
+    for mode in (False, True):
+        inn.memory_saving = mode
+        inn.zero_grad(set_to_none=True)
+        x = inputs[0].clone().requires_grad_()
+        z, _ = inn(x, c=conditions, jac=False)
+        z.sin().sum().backward()
+        gradients.append([x.grad] + [p.grad for p in inn.parameters()])
+    for a, b in zip(*gradients):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=TOLERANCE, atol=TOLERANCE)
