@@ -14,7 +14,8 @@ recomputation (as ``torch.utils.checkpoint`` does), but kept only for steps that
 deterministic flow keeps nothing per step. A step that drew random numbers (dropout in a subnet, in
 training mode) is not exactly invertible, since its inverse would draw other numbers, so its inputs are
 kept too: such steps cost the memory of their inputs, as in a normal checkpoint. Stateful modules
-(BatchNorm statistics inside subnets) see every step twice, as with ``torch.utils.checkpoint``.
+(BatchNorm running statistics inside subnets) are updated by the reverse pass and the recomputation
+too, as with ``torch.utils.checkpoint``.
 
 A nested GraphINN or SequenceINN is one step of its parent's region (recomputed whole in backward);
 give it ``memory_saving`` itself to save memory inside it. Under ``torch.compile`` a region runs eagerly
