@@ -27,7 +27,8 @@ class Step:
         inputs: the slots it reads as inputs (as conditions, for a feed-forward step).
         conditions: the slots it reads as conditions, or None (always None for a feed-forward step).
         outputs: the slots it writes.
-        node: the node it runs (for error messages and intermediate outputs; never on the hot path).
+        node: the node it runs (for error messages and intermediate outputs; never on the hot path; None
+            in a chain plan of SequenceINN).
         call: how an invertible module is called (see ``call_form``); None for a feed-forward step.
     """
 
@@ -35,7 +36,7 @@ class Step:
     inputs: tuple[int, ...]
     conditions: tuple[int, ...] | None
     outputs: tuple[int, ...]
-    node: BaseNode
+    node: BaseNode | None
     call: CallForm | None
 
     @property

@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from freia_graph.framework.call_form import CallForm, call_form
@@ -21,6 +22,14 @@ from freia_graph.framework.calls import (
     sum_log_dets,
 )
 from freia_graph.framework.display import Displayable
+from freia_graph.framework.memory_saving import (
+    EAGER_REASON,
+    MemorySavingRun,
+    check_exactly_invertible,
+    kept_slots,
+    memory_saving_every,
+)
+from freia_graph.framework.plan import Plan, Step
 from freia_graph.modules.base import InvertibleModule, Shape, normalize_shapes
 
 __all__ = ["SequenceINN"]
@@ -41,6 +50,9 @@ class SequenceINN(Displayable, DtypeGuard, InvertibleModule):
         check_inputs: check every call's tensors (shape, batch, device, and dtype also against the
             parameters') before any module runs, and, on the first call in each direction, every
             module's answer.
+        memory_saving: train without storing activations (``True``), or keeping every k-th (an int k);
+            see :class:`GraphINN`. Settable later (``inn.memory_saving = True``).
+        allow_inexact_inverse: allow memory saving over blocks whose inverse is not exact (IResNetLayer).
 
     Example:
         >>> import torch, freia_graph.framework as Ff, freia_graph.modules as Fm
@@ -53,7 +65,8 @@ class SequenceINN(Displayable, DtypeGuard, InvertibleModule):
         (True, 2)
     """
 
-    def __init__(self, *dims: int, force_tuple_output: bool = False, check_inputs: bool = True):
+    def __init__(self, *dims: int, force_tuple_output: bool = False, check_inputs: bool = True,
+                 memory_saving: bool | int = False, allow_inexact_inverse: bool = False):
         if len(dims) == 1 and not isinstance(dims[0], int):
             dims = tuple(dims[0])
         super().__init__([dims])
@@ -66,6 +79,31 @@ class SequenceINN(Displayable, DtypeGuard, InvertibleModule):
         self._backwards = False
         self.nesting_depth = 1
         self._verified: set[tuple[bool, bool]] = set()  # directions whose module answers were checked
+        self.allow_inexact_inverse = allow_inexact_inverse
+        self.memory_saving = memory_saving
+
+    @property
+    def memory_saving(self) -> bool | int:
+        """The memory-saving mode: False, True (keep only the output) or k (also every k-th activation).
+
+        Example:
+            >>> import freia_graph.framework as Ff
+            >>> Ff.SequenceINN(4, memory_saving=8).memory_saving
+            8
+        """
+        return self._memory_saving
+
+    @memory_saving.setter
+    def memory_saving(self, value: bool | int) -> None:
+        every = memory_saving_every(value)
+        if every:
+            self._check_exactly_invertible(self.module_list)
+        self._memory_saving, self._memory_every = value, every
+        self._memory_plans: dict[bool, tuple[Plan, frozenset[int]]] = {}
+
+    def _check_exactly_invertible(self, modules: Sequence[nn.Module], first: int = 0) -> None:
+        check_exactly_invertible(((f"module {first + i}", m) for i, m in enumerate(modules)),
+                                 self.allow_inexact_inverse)
 
     def append(
         self,
@@ -103,9 +141,12 @@ class SequenceINN(Displayable, DtypeGuard, InvertibleModule):
                              "a SequenceINN needs one (use GraphINN for branches)")
         self.nesting_depth = max(self.nesting_depth, nesting_depth([module], f"module {position}"))
         self._call_forms.append(call_form(module, cond is not None, f"module {position} ({type(module).__name__})"))
+        if self._memory_every:
+            self._check_exactly_invertible([module], position)
         self.module_list.append(module)
         self._verified.clear()
         self._forget_parameter_dtype()
+        self._memory_plans.clear()
         self.conditions.append(cond)
         self.shapes.append(output_dims[0])
         if cond is not None and cond == len(self.dims_c):
@@ -205,6 +246,8 @@ class SequenceINN(Displayable, DtypeGuard, InvertibleModule):
             output = ["its output"] if check_finite else None
             modules = tuple(CheckedModule(module, f"module {position} ({type(module).__name__}{direction})", 1,
                                           inputs[0].shape[0], jac, output) for position, module in enumerate(modules))
+        if self._memory_every and self.training and torch.is_grad_enabled():
+            return self._run_memory_saving(modules, inputs, conditions, backwards, jac, verify)
         steps = list(enumerate(zip(modules, self.conditions, self._call_forms)))
         if backwards:
             steps.reverse()
@@ -232,6 +275,38 @@ class SequenceINN(Displayable, DtypeGuard, InvertibleModule):
         log_det = per_sample_log_det(sum_log_dets(log_dets) if jac else 0.0, inputs[0], jac)
         return (tuple(values) if self.force_tuple_output else values[0]), log_det
 
+    @torch.compiler.disable(reason=EAGER_REASON)
+    def _run_memory_saving(self, forward_modules: tuple, inputs: list[Tensor], conditions: list[Tensor],
+                           backwards: bool, jac: bool, verify: bool) -> tuple[Any, Tensor]:
+        """Run the chain through MemorySavingRun (see ``memory_saving.py``); eager under torch.compile."""
+        if backwards not in self._memory_plans:
+            plan = self._chain_plan(backwards)
+            self._memory_plans[backwards] = (plan, kept_slots(plan, self._memory_every))
+        plan, kept = self._memory_plans[backwards]
+        values, log_det = MemorySavingRun.run(plan, kept, tuple(self.module_list), forward_modules, inputs,
+                                              conditions, backwards, jac, inputs[0])
+        if verify:
+            self._verified.add((backwards, jac))
+        return (tuple(values) if self.force_tuple_output else values[0]), log_det
+
+    def _chain_plan(self, backwards: bool) -> Plan:
+        """The chain as a plan without slot reuse: slot 0 is the input, then the conditions, then each value."""
+        n_conditions, n_modules = len(self.dims_c), len(self.module_list)
+
+        def slot(position: int) -> int:
+            return 0 if position == 0 else n_conditions + position
+
+        steps = []
+        for index, (cond, form) in enumerate(zip(self.conditions, self._call_forms)):
+            before, after = (slot(index + 1), slot(index)) if backwards else (slot(index), slot(index + 1))
+            steps.append(Step(index, (before,), None if cond is None else (1 + cond,), (after,), None, form))
+        if backwards:
+            steps.reverse()
+        ends = (slot(n_modules), slot(0)) if backwards else (slot(0), slot(n_modules))
+        return Plan(n_slots=1 + n_conditions + n_modules, input_slots=ends[:1],
+                    condition_slots=tuple(range(1, 1 + n_conditions)), steps=tuple(steps),
+                    output_slots=ends[1:], slot_values=())
+
     def __len__(self) -> int:
         return len(self.module_list)
 
@@ -252,7 +327,8 @@ class SequenceINN(Displayable, DtypeGuard, InvertibleModule):
             raise ValueError(f"the slice {index} of a SequenceINN of length {len(self)} is empty")
         ordered = sorted(positions)
         part = SequenceINN(*self.shapes[ordered[0]], force_tuple_output=self.force_tuple_output,
-                           check_inputs=self.check_inputs)
+                           check_inputs=self.check_inputs, memory_saving=self.memory_saving,
+                           allow_inexact_inverse=self.allow_inexact_inverse)
         part.module_list.extend(self.module_list[i] for i in ordered)
         part.conditions = [self.conditions[i] for i in ordered]
         part._call_forms = [self._call_forms[i] for i in ordered]
@@ -275,7 +351,10 @@ class SequenceINN(Displayable, DtypeGuard, InvertibleModule):
                              f"needs {[self.shapes[position + 1]]} there")
         form = call_form(module, cond is not None, f"module {position} ({type(module).__name__})")
         self.nesting_depth = max(self.nesting_depth, nesting_depth([module], f"module {position}"))
+        if self._memory_every:
+            self._check_exactly_invertible([module], position)
         self.module_list[position] = module
         self._call_forms[position] = form
         self._verified.clear()
         self._forget_parameter_dtype()
+        self._memory_plans.clear()

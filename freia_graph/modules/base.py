@@ -108,6 +108,9 @@ class InvertibleModule(nn.Module):
     #: whether the module's tensor shapes may differ from ``output_dims`` at call time (graphs holding
     #: one then check only the batch size, dtype and device of a call's tensors)
     varies_shapes: bool = False
+    #: whether the reverse pass inverts the forward pass exactly up to round-off (memory-saving backprop
+    #: rebuilds activations by inversion and refuses blocks that declare False, e.g. fixed-point inverses)
+    exactly_invertible: bool = True
 
     def __init__(self, dims_in: Iterable[Iterable[int]], dims_c: Iterable[Iterable[int]] | None = None):
         super().__init__()

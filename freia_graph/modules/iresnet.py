@@ -146,6 +146,8 @@ class IResNetLayer(InvertibleModule):
         (True, True)
     """
 
+    exactly_invertible = False  # the inverse is a fixed-point iteration (see Inverse above)
+
     def __init__(
         self,
         dims_in: Iterable[Iterable[int]],

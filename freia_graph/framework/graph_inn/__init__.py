@@ -21,6 +21,13 @@ from freia_graph.framework.calls import (
 )
 from freia_graph.framework.display import Displayable
 from freia_graph.framework.graph import build_graph, forward_order, garbage_collector_paused, reverse_order
+from freia_graph.framework.memory_saving import (
+    EAGER_REASON,
+    MemorySavingRun,
+    check_exactly_invertible,
+    kept_slots,
+    memory_saving_every,
+)
 from freia_graph.framework.nodes import BaseNode, nodes_from_table, nodes_to_table
 from freia_graph.framework.plan import compile_plan
 from freia_graph.framework.runner import PlanRunner
@@ -32,7 +39,7 @@ __all__ = ["GraphINN"]
 
 # Attributes rebuilt from the node list when a GraphINN is copied or loaded (see __getstate__).
 _DERIVED_FROM_NODES = ("graph", "input_nodes", "condition_nodes", "output_nodes", "_orders", "plans", "_runners",
-                       "_recording_runners")
+                       "_recording_runners", "_memory_plans")
 
 
 class GraphINN(Displayable, DtypeGuard, InvertibleModule):
@@ -53,6 +60,18 @@ class GraphINN(Displayable, DtypeGuard, InvertibleModule):
             any module runs (the dtype also against the parameters'), and, on the first call in each
             direction, that every module's answer honours the contract (turn off for the last bit of
             speed).
+
+        memory_saving: train without storing activations: ``True`` keeps only the graph's outputs (and
+            the values conditions and feed-forward nodes read) for backward and rebuilds every other
+            activation by running the steps in reverse, then recomputes each step to backpropagate the
+            outputs' and the log-det's gradients; an int ``k`` also keeps every k-th step's outputs, which
+            bounds the float32 drift of repeated inversion. Activation memory is then constant in depth
+            (about 1.3-1.5x the time of a normal training step). Active only in training mode with grad
+            enabled; otherwise the normal plan runs. A GraphINN or SequenceINN nested in a graph with its
+            own ``memory_saving`` is a memory-saving region of that graph. Settable later
+            (``inn.memory_saving = 8``).
+        allow_inexact_inverse: allow memory saving over blocks whose inverse is not exact
+            (``exactly_invertible = False``, e.g. IResNetLayer); their gradients are then approximate.
 
     Graphs nest (a GraphINN or SequenceINN as a node's module) up to ``MAX_NESTING_DEPTH`` (100) levels;
     a deeper one is refused when built, because calling it would exceed Python's recursion limit.
@@ -78,10 +97,36 @@ class GraphINN(Displayable, DtypeGuard, InvertibleModule):
         force_tuple_output: bool = False,
         verbose: bool = False,
         check_inputs: bool = True,
+        memory_saving: bool | int = False,
+        allow_inexact_inverse: bool = False,
     ):
         node_list = list(node_list)
         with garbage_collector_paused():
             self._build(node_list, force_tuple_output, verbose, check_inputs)
+        self.allow_inexact_inverse = allow_inexact_inverse
+        self.memory_saving = memory_saving
+
+    @property
+    def memory_saving(self) -> bool | int:
+        """The memory-saving mode: False, True (keep only the outputs) or k (also every k-th activation).
+
+        Example:
+            >>> import freia_graph.framework as Ff, freia_graph.modules as Fm
+            >>> x = Ff.InputNode(4); p = Ff.Node(x, Fm.PermuteRandom, {})
+            >>> inn = Ff.GraphINN([x, p, Ff.OutputNode(p)], memory_saving=True)
+            >>> inn.memory_saving = 4; inn.memory_saving
+            4
+        """
+        return self._memory_saving
+
+    @memory_saving.setter
+    def memory_saving(self, value: bool | int) -> None:
+        every = memory_saving_every(value)
+        if every:
+            nodes = [node for node in self.node_list if node.module is not None]
+            check_exactly_invertible(((f"Node '{n.name}'", n.module) for n in nodes), self.allow_inexact_inverse)
+        self._memory_saving, self._memory_every = value, every
+        self._memory_plans: dict[bool, tuple] = {}
 
     def _build(self, node_list: list[BaseNode], force_tuple_output: bool, verbose: bool, check_inputs: bool) -> None:
         graph = build_graph(node_list)
@@ -148,6 +193,7 @@ class GraphINN(Displayable, DtypeGuard, InvertibleModule):
         self.plans = tuple(compile_plan(order, node_list, rev=bool(rev)) for rev, order in enumerate(self._orders))
         self._runners = tuple(PlanRunner(plan) for plan in self.plans)
         self._recording_runners: dict[bool, PlanRunner] = {}
+        self._memory_plans = {}
 
     def __getstate__(self) -> dict[str, Any]:
         # Flat: nodes become records linked by position and everything derived from them is rebuilt on
@@ -216,6 +262,8 @@ class GraphINN(Displayable, DtypeGuard, InvertibleModule):
                                 "the call's tensors")
         if intermediate_outputs:
             return self._run_recording(inputs, conditions, rev, jac, check_finite)
+        if self._memory_every and self.training and torch.is_grad_enabled():
+            return self._run_memory_saving(inputs, conditions, rev, jac)
         runner = self._runners[rev]
         try:
             if check_finite or (self.check_inputs and (rev, jac) not in self._verified):
@@ -228,6 +276,9 @@ class GraphINN(Displayable, DtypeGuard, InvertibleModule):
             runner.explain_failure(error, rev)
             raise
         log_det = per_sample_log_det(sum_log_dets(log_dets) if jac else 0.0, reference, jac)
+        return self._result(outputs, log_det)
+
+    def _result(self, outputs: list[Tensor], log_det: Tensor) -> tuple[Any, Tensor]:
         if len(outputs) == 1 and not self.force_tuple_output:
             return outputs[0], log_det
         return tuple(outputs), log_det
@@ -249,6 +300,23 @@ class GraphINN(Displayable, DtypeGuard, InvertibleModule):
             check_tensors(promoted, shapes, labels)
             values = promoted
         return values[:len(inputs)], values[len(inputs):]
+
+    @torch.compiler.disable(reason=EAGER_REASON)
+    def _run_memory_saving(self, inputs: list[Tensor], conditions: list[Tensor], rev: bool, jac: bool) -> tuple:
+        """Run the plan through MemorySavingRun (see ``memory_saving.py``); eager under torch.compile."""
+        if rev not in self._memory_plans:
+            plan = compile_plan(self._orders[rev], self.node_list, rev=rev, reuse_slots=False)
+            self._memory_plans[rev] = (plan, kept_slots(plan, self._memory_every))
+        plan, kept = self._memory_plans[rev]
+        reference = first_tensor(inputs, conditions)
+        modules = tuple(self.module_list)
+        verify = self.check_inputs and (rev, jac) not in self._verified
+        forward_modules = self._checked_modules(reference, rev, jac) if verify else modules
+        outputs, log_det = MemorySavingRun.run(plan, kept, modules, forward_modules, inputs, conditions,
+                                               rev, jac, reference)
+        if verify:
+            self._verified.add((rev, jac))
+        return self._result(outputs, log_det)
 
     def _checked_modules(self, reference: Tensor, rev: bool, jac: bool, check_finite: bool = False) -> tuple:
         """The modules, each wrapped to verify its answer (and that it is finite, with ``check_finite``)."""

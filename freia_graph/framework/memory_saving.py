@@ -1,0 +1,318 @@
+"""Memory-saving backprop: keep a region's outputs only, rebuild its activations by inversion in backward.
+
+An invertible network need not store its activations for the backward pass: each step's input can be
+recomputed from its output by running the step in reverse. :class:`MemorySavingRun` is a
+``torch.autograd.Function`` over a plan (see ``plan.py``): its forward runs the plan without recording a
+graph and keeps only the outputs, the values that feed-forward nodes and conditions read (small), and, with
+``every=k``, the outputs of every k-th invertible step (checkpoints that bound the drift of repeated
+inversion in float32). Its backward walks the steps in reverse: it rebuilds each step's inputs by inverting
+the step (no grad), recomputes the step under ``enable_grad`` and backpropagates the outputs' gradients
+*and* the log-det's gradient to the step's inputs, conditions and parameters.
+
+Random numbers: the RNG state of the step's device is saved before each step and restored for its
+recomputation (as ``torch.utils.checkpoint`` does), but kept only for steps that drew random numbers, so a
+deterministic flow keeps nothing per step. A step that drew random numbers (dropout in a subnet, in
+training mode) is not exactly invertible, since its inverse would draw other numbers, so its inputs are
+kept too: such steps cost the memory of their inputs, as in a normal checkpoint. Stateful modules
+(BatchNorm running statistics inside subnets) are updated by the reverse pass and the recomputation
+too, as with ``torch.utils.checkpoint``.
+
+A nested GraphINN or SequenceINN is one step of its parent's region (recomputed whole in backward);
+give it ``memory_saving`` itself to save memory inside it. Under ``torch.compile`` a region runs eagerly
+(a graph break; ``fullgraph=True`` refuses it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from freia_graph.framework.call_form import CallForm
+from freia_graph.framework.calls import per_sample_log_det, sum_log_dets
+from freia_graph.framework.plan import Plan, Step
+
+__all__ = ["EAGER_REASON", "MemorySavingRun", "memory_saving_every", "check_exactly_invertible", "kept_slots"]
+
+#: why torch.compile does not trace a memory-saving region (shown by fullgraph=True's refusal)
+EAGER_REASON = ("memory-saving backprop runs eagerly (an autograd.Function that rebuilds activations by "
+                "inversion); compile with fullgraph=False, or set memory_saving=False")
+
+
+def memory_saving_every(memory_saving: bool | int) -> int:
+    """The checkpoint interval for a ``memory_saving`` argument: 0 (off), or keep every k-th step's outputs.
+
+    ``True`` means no checkpoints inside the region (only its outputs are kept); an int ``k >= 1`` keeps
+    the outputs of every k-th invertible step as well.
+
+    Example:
+        >>> memory_saving_every(False), memory_saving_every(True), memory_saving_every(16)
+        (0, 1000000000, 16)
+    """
+    if isinstance(memory_saving, bool):
+        return 10**9 if memory_saving else 0
+    if isinstance(memory_saving, int) and memory_saving >= 1:
+        return memory_saving
+    raise ValueError(f"memory_saving must be True, False or an int k >= 1 (keep every k-th activation), "
+                     f"got {memory_saving!r}")
+
+
+def check_exactly_invertible(named_modules: Iterable[tuple[str, nn.Module]], allow_inexact: bool) -> None:
+    """Refuse memory saving over modules whose inverse is not exact in finite precision.
+
+    A module (or any submodule) declaring ``exactly_invertible = False`` (e.g. IResNetLayer, whose inverse
+    is a fixed-point iteration) would make the rebuilt activations, and so the gradients, approximate.
+
+    Raises:
+        ValueError: naming the module, unless ``allow_inexact``.
+
+    Example:
+        >>> import freia_graph.modules as Fm
+        >>> check_exactly_invertible([("p", Fm.PermuteRandom([(3,)]))], allow_inexact=False)
+    """
+    if allow_inexact:
+        return
+    for name, module in named_modules:
+        for inner in module.modules():
+            if getattr(inner, "exactly_invertible", True) is False:
+                raise ValueError(
+                    f"memory_saving: {name} contains {type(inner).__name__}, whose inverse is not exact, so "
+                    "the activations rebuilt by inversion (and the gradients) would be approximate; pass "
+                    "allow_inexact_inverse=True to accept that, or leave memory_saving off"
+                )
+
+
+def kept_slots(plan: Plan, every: int) -> frozenset[int]:
+    """The slots a memory-saving run keeps for backward (the plan must not reuse slots).
+
+    The outputs, everything read as a condition or by a feed-forward step, feed-forward outputs, and the
+    outputs of every ``every``-th invertible step.
+
+    Example:
+        >>> import freia_graph.framework as Ff, freia_graph.modules as Fm
+        >>> from freia_graph.framework.graph import build_graph, forward_order
+        >>> from freia_graph.framework.plan import compile_plan
+        >>> x = Ff.InputNode(4); a = Ff.Node(x, Fm.PermuteRandom, {}); b = Ff.Node(a, Fm.PermuteRandom, {})
+        >>> nodes = [x, a, b, Ff.OutputNode(b)]
+        >>> plan = compile_plan(forward_order(build_graph(nodes), nodes), nodes, rev=False, reuse_slots=False)
+        >>> sorted(kept_slots(plan, 10**9)), sorted(kept_slots(plan, 1))
+        ([2], [1, 2])
+    """
+    kept = set(plan.output_slots) | set(plan.condition_slots)
+    invertible = 0
+    for step in plan.steps:
+        if step.feed_forward:
+            kept.update(step.inputs + step.outputs)
+            continue
+        kept.update(step.conditions or ())
+        invertible += 1
+        if invertible % every == 0:
+            kept.update(step.outputs)
+    return frozenset(kept)
+
+
+def _call(module: Any, step: Step, inputs: list[Tensor], conditions: list[Tensor] | None, rev: bool,
+          jac: bool) -> tuple[tuple[Tensor, ...], Any]:
+    if step.call is CallForm.POSITIONAL:
+        return module(inputs, conditions, rev, jac)
+    if step.call is CallForm.KEYWORD:
+        return module(inputs, c=conditions, rev=rev, jac=jac)
+    return module(inputs, rev=rev, jac=jac)
+
+
+def _feed_forward(module: Any, inputs: list[Tensor]) -> tuple[Tensor, ...]:
+    result = module(*inputs)
+    return (result,) if isinstance(result, Tensor) else tuple(result)
+
+
+def _rng_state(device: torch.device) -> Tensor:
+    if device.type == "cuda":
+        return torch.cuda.get_rng_state(device)
+    return torch.get_rng_state()
+
+
+def _set_rng_state(state: Tensor, device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state, device)
+    else:
+        torch.set_rng_state(state)
+
+
+def _note(error: BaseException, step: Step, phase: str) -> None:
+    name = getattr(step.node, "name", None) or f"module {step.module_index}"
+    error.add_note(f"(raised in '{name}' while {phase} for memory-saving backprop)")
+
+
+class _Region:
+    """What a memory-saving run needs besides tensors: the plan, the modules, the direction."""
+
+    def __init__(self, plan: Plan, kept: frozenset[int], modules: Sequence[Any], forward_modules: Sequence[Any],
+                 rev: bool, jac: bool):
+        self.plan, self.kept, self.modules, self.forward_modules = plan, kept, modules, forward_modules
+        self.rev, self.jac = rev, jac
+        last_read: dict[int, int] = {}
+        for position, step in enumerate(plan.steps):
+            for slot in step.inputs + (step.conditions or ()):
+                last_read[slot] = position
+        self.dead_after: list[list[int]] = [[] for _ in plan.steps]
+        for slot, position in last_read.items():
+            if slot not in kept:
+                self.dead_after[position].append(slot)
+
+
+class MemorySavingRun(torch.autograd.Function):
+    """Runs a plan keeping only what :func:`kept_slots` names; backward rebuilds the rest by inversion.
+
+    Call through :meth:`run`, which returns ``(outputs, log_det)`` like the plan's runner with the log-det
+    summed per sample.
+
+    Example:
+        >>> import torch, freia_graph.framework as Ff, freia_graph.modules as Fm
+        >>> inn = Ff.SequenceINN(4, memory_saving=True)
+        >>> for _ in range(3):
+        ...     inn.append(Fm.RNVPCouplingBlock, subnet_constructor=lambda i, o: torch.nn.Linear(i, o))
+        >>> x = torch.randn(5, 4, requires_grad=True)
+        >>> z, log_det = inn(x)
+        >>> (z.square().sum() - log_det.sum()).backward()
+        >>> tuple(x.grad.shape)
+        (5, 4)
+    """
+
+    @staticmethod
+    def run(plan: Plan, kept: frozenset[int], modules: Sequence[nn.Module], forward_modules: Sequence[Any],
+            inputs: list[Tensor], conditions: list[Tensor], rev: bool, jac: bool,
+            reference: Tensor) -> tuple[list[Tensor], Tensor]:
+        """Run ``plan`` in memory-saving mode (``forward_modules``: the modules or checked wrappers)."""
+        parameters = list({id(p): p for m in modules for p in m.parameters() if p.requires_grad}.values())
+        region = _Region(plan, kept, modules, forward_modules, rev, jac)
+        results = MemorySavingRun.apply(region, reference, len(inputs), len(conditions),
+                                        *inputs, *conditions, *parameters)
+        return list(results[:-1]), results[-1]
+
+    @staticmethod
+    def forward(ctx: Any, region: _Region, reference: Tensor, n_inputs: int, n_conditions: int,
+                *tensors: Tensor) -> tuple[Tensor, ...]:
+        plan = region.plan
+        values: dict[int, Tensor] = dict(zip(plan.input_slots, tensors[:n_inputs]))
+        values.update(zip(plan.condition_slots, tensors[n_inputs:n_inputs + n_conditions]))
+        device = reference.device
+        rng_states: dict[int, Tensor] = {}
+        random_inputs: set[int] = set()  # inputs of steps that drew random numbers, kept
+        log_dets = []
+        for position, step in enumerate(plan.steps):
+            module = region.forward_modules[step.module_index]
+            inputs = [values[slot] for slot in step.inputs]
+            try:
+                if step.feed_forward:
+                    outputs = _feed_forward(module, inputs)
+                else:
+                    conditions = None if step.conditions is None else [values[slot] for slot in step.conditions]
+                    state = _rng_state(device)
+                    outputs, log_det = _call(module, step, inputs, conditions, region.rev, region.jac)
+                    if not torch.equal(state, _rng_state(device)):  # drew random numbers: not invertible
+                        rng_states[position] = state  # as drawn, for the recomputation
+                        random_inputs.update(step.inputs)
+                    log_dets.append(log_det)
+            except Exception as error:
+                _note(error, step, "running")
+                raise
+            values.update(zip(step.outputs, outputs))
+            for slot in region.dead_after[position]:
+                if slot not in random_inputs:
+                    del values[slot]
+        log_det = per_sample_log_det(sum_log_dets(log_dets) if region.jac else 0.0, reference, region.jac)
+        kept_order = sorted(slot for slot in values if slot in region.kept or slot in random_inputs)
+        ctx.save_for_backward(*(values[slot] for slot in kept_order))
+        ctx.kept_order, ctx.region, ctx.rng_states = kept_order, region, rng_states
+        ctx.n_inputs, ctx.n_conditions, ctx.n_tensors = n_inputs, n_conditions, len(tensors)
+        ctx.parameters = tensors[n_inputs + n_conditions:]
+        ctx.device = device
+        return (*(values[slot] for slot in plan.output_slots), log_det)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
+        region, plan = ctx.region, ctx.region.plan
+        values: dict[int, Tensor] = dict(zip(ctx.kept_order, ctx.saved_tensors))
+        gradients: dict[int, Tensor] = {}
+        for slot, grad in zip(plan.output_slots, grads[:-1]):
+            _accumulate(gradients, slot, grad)
+        log_det_grad = grads[-1] if region.jac else None
+        parameter_grads: dict[int, Tensor] = {}
+        for position in reversed(range(len(plan.steps))):
+            step = plan.steps[position]
+            try:
+                _backward_step(ctx, step, position, values, gradients, log_det_grad, parameter_grads)
+            except Exception as error:
+                _note(error, step, "recomputing")
+                raise
+        n_graph = ctx.n_inputs + ctx.n_conditions
+        graph_slots = plan.input_slots + plan.condition_slots
+        return (None, None, None, None,
+                *(gradients.get(slot) for slot in graph_slots[:n_graph]),
+                *(parameter_grads.get(id(p)) for p in ctx.parameters))
+
+
+def _accumulate(gradients: dict[Any, Tensor], key: Any, grad: Tensor | None) -> None:
+    if grad is None:
+        return
+    gradients[key] = grad if key not in gradients else gradients[key] + grad
+
+
+def _leaf(value: Tensor) -> Tensor:
+    return value.detach().requires_grad_(value.is_floating_point() or value.is_complex())
+
+
+def _backward_step(ctx: Any, step: Step, position: int, values: dict[int, Tensor], gradients: dict[int, Tensor],
+                   log_det_grad: Tensor | None, parameter_grads: dict[int, Tensor]) -> None:
+    """Rebuild the step's inputs (unless kept), recompute it with grad, and backpropagate through it."""
+    region = ctx.region
+    module = region.modules[step.module_index]
+    if not step.feed_forward and not all(slot in values for slot in step.inputs):
+        conditions = None if step.conditions is None else [values[slot] for slot in step.conditions]
+        with torch.no_grad():
+            rebuilt, _ = _call(module, step, [values[slot] for slot in step.outputs], conditions,
+                               not region.rev, False)
+        for slot, value in zip(step.inputs, rebuilt):
+            values.setdefault(slot, value)
+    output_grads = [gradients.pop(slot, None) for slot in step.outputs]
+    for slot in step.outputs:
+        if slot not in region.kept:
+            values.pop(slot, None)
+    wants_log_det = not step.feed_forward and log_det_grad is not None
+    if all(grad is None for grad in output_grads) and not wants_log_det:
+        return
+    read_slots = step.inputs + (step.conditions or ())
+    leaves = [_leaf(values[slot]) for slot in read_slots]
+    parameters = [p for p in module.parameters() if p.requires_grad]
+    with torch.enable_grad(), torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else [],
+                                                    enabled=position in ctx.rng_states):
+        if position in ctx.rng_states:
+            _set_rng_state(ctx.rng_states[position], ctx.device)
+        if step.feed_forward:
+            outputs, log_det = _feed_forward(module, leaves), None
+        else:
+            n_inputs = len(step.inputs)
+            conditions = None if step.conditions is None else leaves[n_inputs:]
+            outputs, log_det = _call(module, step, leaves[:n_inputs], conditions, region.rev, region.jac)
+            if wants_log_det and isinstance(log_det, Tensor):
+                log_det = log_det.expand_as(log_det_grad)
+    roots, root_grads = [], []
+    for output, grad in zip(outputs, output_grads):
+        if grad is not None and output.requires_grad:
+            roots.append(output)
+            root_grads.append(grad)
+    if wants_log_det and isinstance(log_det, Tensor) and log_det.requires_grad:
+        roots.append(log_det)
+        root_grads.append(log_det_grad)
+    targets = [leaf for leaf in leaves if leaf.requires_grad] + parameters
+    if not roots or not targets:
+        return
+    found = torch.autograd.grad(roots, targets, root_grads, allow_unused=True)
+    leaf_grads = iter(found[:len(targets) - len(parameters)])
+    for slot, leaf in zip(read_slots, leaves):
+        if leaf.requires_grad:
+            _accumulate(gradients, slot, next(leaf_grads))
+    for parameter, grad in zip(parameters, found[len(targets) - len(parameters):]):
+        _accumulate(parameter_grads, id(parameter), grad)
