@@ -48,8 +48,8 @@ class SequenceINN(Displayable, DtypeGuard, InvertibleModule):
         *dims: the input shape (without batch), e.g. ``SequenceINN(3, 32, 32)``.
         force_tuple_output: return a 1-tuple instead of a tensor.
         check_inputs: check every call's tensors (shape, batch, device, and dtype also against the
-            parameters') before any module runs, and, on the first call in each direction, every
-            module's answer.
+            parameters') before any module runs, and, on the first eager call in each direction, every
+            module's answer (not under ``torch.compile``).
         memory_saving: train without storing activations (``True``), or keeping every k-th (an int k);
             see :class:`GraphINN`. Settable later (``inn.memory_saving = True``).
         allow_inexact_inverse: allow memory saving over blocks whose inverse is not exact (IResNetLayer).
@@ -235,9 +235,12 @@ class SequenceINN(Displayable, DtypeGuard, InvertibleModule):
             labels = ["input 'x'"] + [f"condition 'c[{i}]'" for i in range(len(conditions))]
         if self.check_inputs:
             check_tensors(inputs + conditions, [self.shapes[-1] if backwards else self.shapes[0]] + self.dims_c, labels)
-            if inputs[0].dtype is not self._parameter_dtype:  # the steady state is this one comparison
+            # the steady state is one comparison; not under torch.compile (see GraphINN.forward)
+            if inputs[0].dtype is not self._parameter_dtype and not torch.compiler.is_compiling():
                 self._check_dtype(inputs[0], labels[0])
-        verify = check_finite or (self.check_inputs and (backwards, jac) not in self._verified)
+        # verification is a debugging aid that changes after the first call: dynamo would guard on it
+        verify = check_finite or (self.check_inputs and not torch.compiler.is_compiling()
+                                  and (backwards, jac) not in self._verified)
         modules = tuple(self.module_list)  # through the module tree, so DataParallel replicas use their own
         if verify:
             if check_finite:

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import freia_graph.framework as Ff
-from tests.framework.graphs import GRAPHS, build
+import freia_graph.modules as Fm
+from tests.framework.graphs import GRAPHS, build, subnet
 from tests.framework.test_sequence_inn import conditional_chain
 
 
@@ -46,3 +47,62 @@ def test_graph_compiles_with_inductor_smoke():
     x = torch.randn(5, 6)
     compiled = torch.compile(inn, fullgraph=True)
     torch.testing.assert_close(compiled(x)[0], inn(x)[0], atol=1e-5, rtol=1e-5)
+
+
+class CountingBackend:
+    """A torch.compile backend that counts compilations and runs the traced graph eagerly."""
+
+    def __init__(self):
+        self.compilations = 0
+
+    def __call__(self, graph_module, example_inputs):
+        self.compilations += 1
+        return graph_module.forward
+
+
+def chain_sequence() -> Ff.SequenceINN:
+    torch.manual_seed(0)
+    inn = Ff.SequenceINN(6)
+    inn.append(Fm.GLOWCouplingBlock, subnet_constructor=subnet)
+    inn.append(Fm.PermuteRandom, seed=0)
+    return inn
+
+
+@pytest.mark.parametrize("make", [lambda: Ff.GraphINN(GRAPHS["chain"]()), chain_sequence], ids=["graph", "sequence"])
+@pytest.mark.parametrize("rev", [False, True])
+def test_compiled_before_any_eager_call_compiles_once(make, rev):
+    inn, backend = make(), CountingBackend()
+    compiled = torch.compile(inn, fullgraph=True, backend=backend)
+    x = torch.randn(5, 6)
+    for _ in range(3):
+        got = compiled(x, rev=rev)
+    assert backend.compilations == 1
+    expected = inn(x, rev=rev)  # eager afterwards: verified now, same answer
+    torch.testing.assert_close(got[0], expected[0])
+    torch.testing.assert_close(got[1], expected[1])
+    assert backend.compilations == 1
+
+
+@pytest.mark.parametrize("make", [lambda: Ff.GraphINN(GRAPHS["chain"]()), chain_sequence], ids=["graph", "sequence"])
+@pytest.mark.parametrize("rev", [False, True])
+def test_dynamic_batch_does_not_recompile(make, rev):
+    """Compiled training: a new batch size reuses the compiled code, forward and reverse, with gradients."""
+    inn, backend = make(), CountingBackend()
+    compiled = torch.compile(inn, fullgraph=True, dynamic=True, backend=backend)
+    for batch in (4, 7, 16):
+        x = torch.randn(batch, 6)
+        out, log_det = compiled(x, rev=rev)
+        (out.square().sum() - log_det.sum()).backward()
+        assert out.shape == (batch, 6) and log_det.shape == (batch,)
+    assert backend.compilations == 1
+    torch.testing.assert_close(compiled(x, rev=rev)[0], inn(x, rev=rev)[0])
+
+
+def test_marked_dynamic_batch_does_not_recompile():
+    inn, backend = Ff.GraphINN(GRAPHS["chain"]()), CountingBackend()
+    compiled = torch.compile(inn, fullgraph=True, backend=backend)
+    for batch in (4, 9):
+        x = torch.randn(batch, 6)
+        torch._dynamo.mark_dynamic(x, 0)
+        compiled(x)
+    assert backend.compilations == 1

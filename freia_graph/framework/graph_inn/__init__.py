@@ -57,9 +57,10 @@ class GraphINN(Displayable, DtypeGuard, InvertibleModule):
         force_tuple_output: return a tuple even when the graph has a single output.
         verbose: print the execution order when building.
         check_inputs: check the shape, batch size, dtype and device of every call's tensors before
-            any module runs (the dtype also against the parameters'), and, on the first call in each
-            direction, that every module's answer honours the contract (turn off for the last bit of
-            speed).
+            any module runs (the dtype also against the parameters'), and, on the first eager call in
+            each direction, that every module's answer honours the contract (turn off for the last bit of
+            speed). Under ``torch.compile`` the answers are not verified, so that the first call does not
+            change what is compiled.
 
         memory_saving: train without storing activations: ``True`` keeps only the graph's outputs (and
             the values conditions and feed-forward nodes read) for backward and rebuilds every other
@@ -255,7 +256,9 @@ class GraphINN(Displayable, DtypeGuard, InvertibleModule):
             values = inputs + conditions
         reference = first_tensor(inputs, conditions)
         shapes, labels, positions = self._expected[rev]
-        if self.check_inputs and reference.dtype is not self._parameter_dtype:  # the steady state: one comparison
+        # the steady state is one comparison; not under torch.compile, where the lazily remembered dtype
+        # would become a guard that changes after the first call
+        if self.check_inputs and reference.dtype is not self._parameter_dtype and not torch.compiler.is_compiling():
             self._check_dtype(reference, labels[0])
         if check_finite:
             check_finite_values(values if positions is None else [values[i] for i in positions], labels,
@@ -266,7 +269,8 @@ class GraphINN(Displayable, DtypeGuard, InvertibleModule):
             return self._run_memory_saving(inputs, conditions, rev, jac)
         runner = self._runners[rev]
         try:
-            if check_finite or (self.check_inputs and (rev, jac) not in self._verified):
+            verify = self.check_inputs and not torch.compiler.is_compiling() and (rev, jac) not in self._verified
+            if check_finite or verify:
                 modules = self._checked_modules(reference, rev, jac, check_finite)
                 outputs, log_dets = runner.run(modules, inputs, conditions, rev, jac)
                 self._verified.add((rev, jac))
