@@ -235,9 +235,9 @@ def _per_sample(log_det: Tensor | float, batch: int) -> Tensor:
 def plot_graph(nodes: Iterable[Any], path: str | os.PathLike, filename: str) -> None:
     """Draw a graph of nodes into the folder ``path``, as FrEIA's ``plot_graph`` does, without Graphviz.
 
-    Writes ``<path>/<filename>`` (Graphviz DOT text, as FrEIA), ``<path>/<filename>.svg`` and, where
-    matplotlib is installed, ``<path>/<filename>.pdf`` (FrEIA's picture format), all drawn by
-    :mod:`freia_graph.viz`.
+    Writes the files FrEIA writes, ``<path>/<filename>`` (Graphviz DOT text) and ``<path>/<filename>.pdf``,
+    drawn by :mod:`freia_graph.viz`; without matplotlib (which the PDF needs) ``<path>/<filename>.svg``
+    instead. ``GraphINN.plot(path, filename)`` does the same.
 
     Args:
         nodes: the graph's nodes (a list of nodes, or a built ``GraphINN``).
@@ -250,7 +250,7 @@ def plot_graph(nodes: Iterable[Any], path: str | os.PathLike, filename: str) -> 
         >>> perm = Ff.Node(x, Fm.PermuteRandom, {"seed": 0}, name="perm")
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     plot_graph([x, perm, Ff.OutputNode(perm, name="z")], folder, "graph")
-        ...     print((Path(folder) / "graph").read_text()[:7], (Path(folder) / "graph.svg").exists())
+        ...     print((Path(folder) / "graph").read_text()[:7], (Path(folder) / "graph.pdf").exists())
         digraph True
     """
     from freia_graph import viz
@@ -263,9 +263,9 @@ def plot_graph(nodes: Iterable[Any], path: str | os.PathLike, filename: str) -> 
     graph = nodes if hasattr(nodes, "node_list") else list(nodes)
     target = folder / filename
     target.write_text(viz.to_dot(graph), encoding="utf-8")
-    viz.save(graph, target.with_name(filename + ".svg"))
     try:
         import matplotlib  # noqa: F401
     except ImportError:
+        viz.save(graph, target.with_name(filename + ".svg"))
         return
     viz.save(graph, target.with_name(filename + ".pdf"))

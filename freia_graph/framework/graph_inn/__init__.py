@@ -362,6 +362,13 @@ class GraphINN(Displayable, DtypeGuard, InvertibleModule):
         log_dets = {node: per_sample_log_det(ld, reference, jac) for node, ld in zip(nodes, step_log_dets)}
         return dict(zip(runner.plan.slot_values, values)), log_dets
 
+    def plot(self, path: str, filename: str) -> None:
+        """Draw the graph into ``<path>/<filename>`` (DOT text) and ``<path>/<filename>.pdf``, as FrEIA's
+        ``plot_graph`` does, without Graphviz (see :func:`freia_graph.utils.plot_graph`)."""
+        from freia_graph.utils import plot_graph
+
+        plot_graph(self, path, filename)
+
     def get_node_by_name(self, name: str) -> BaseNode | None:
         """The node called ``name``, or None (as in FrEIA)."""
         return next((node for node in self.node_list if node.name == name), None)
