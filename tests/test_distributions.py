@@ -308,8 +308,8 @@ def test_flow_is_a_module_and_a_distribution(tmp_path):
     inn, M, b = linear_flow_parts()
     flow = Flow(inn, DiagonalGaussian)
     assert isinstance(flow, torch.distributions.Distribution) and isinstance(flow, nn.Module)
-    assert set(flow.state_dict()) == {"inn.module_list.0.weight", "inn.module_list.0.weight_inverse",
-                                      "inn.module_list.0.bias", "inn.module_list.0.log_det",
+    assert set(flow.state_dict()) == {"inn.module_list.0.M", "inn.module_list.0.M_inv",  # FrEIA's names
+                                      "inn.module_list.0.b", "inn.module_list.0.logDetM",
                                       "bases.0.loc", "bases.0.log_scale"}
     perturb_parameters(flow, seed=8)
     other = Flow(linear_flow_parts()[0], DiagonalGaussian).double()
