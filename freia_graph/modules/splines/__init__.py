@@ -441,13 +441,13 @@ class _SplineCoupling(InvertibleModule):
     def __init__(
         self,
         dims_in: Iterable[Iterable[int]],
-        dims_c: Iterable[Iterable[int]] | None,
-        subnet_constructor: SubnetConstructor | None,
-        split_len: float | int,
-        bins: int,
-        min_bin_sizes: tuple[float, float],
-        default_domain: tuple[float, float, float, float],
-        subnet_init_scale: float,
+        dims_c: Iterable[Iterable[int]] | None = None,
+        subnet_constructor: SubnetConstructor | None = None,
+        split_len: float | int = 0.5,
+        bins: int = 10,
+        min_bin_sizes: tuple[float, float] = (0.1, 0.1),
+        default_domain: tuple[float, float, float, float] = (-3.0, 3.0, -3.0, 3.0),
+        subnet_init_scale: float = DEFAULT_SUBNET_INIT_SCALE,
         parametrization: str = "fixed_domain",
         identity_tails: bool = False,
         domain_clamping: float | None = None,
@@ -576,25 +576,6 @@ class RationalQuadraticSpline(_SplineCoupling):
 
     _inner_derivatives = True
 
-    def __init__(
-        self,
-        dims_in: Iterable[Iterable[int]],
-        dims_c: Iterable[Iterable[int]] | None = None,
-        subnet_constructor: SubnetConstructor | None = None,
-        split_len: float | int = 0.5,
-        bins: int = 10,
-        min_bin_sizes: tuple[float, float] = (0.1, 0.1),
-        default_domain: tuple[float, float, float, float] = (-3.0, 3.0, -3.0, 3.0),
-        subnet_init_scale: float = DEFAULT_SUBNET_INIT_SCALE,
-        parametrization: str = "fixed_domain",
-        identity_tails: bool = False,
-        domain_clamping: float | None = None,
-    ):
-        super().__init__(
-            dims_in, dims_c, subnet_constructor, split_len, bins, min_bin_sizes, default_domain, subnet_init_scale,
-            parametrization, identity_tails, domain_clamping,
-        )
-
     @staticmethod
     def _parameter_count(bins: int) -> int:
         return 3 * bins - 1
@@ -641,25 +622,6 @@ class LinearSpline(_SplineCoupling):
     _spline = staticmethod(linear_spline)
 
     _inner_derivatives = False
-
-    def __init__(
-        self,
-        dims_in: Iterable[Iterable[int]],
-        dims_c: Iterable[Iterable[int]] | None = None,
-        subnet_constructor: SubnetConstructor | None = None,
-        split_len: float | int = 0.5,
-        bins: int = 10,
-        min_bin_sizes: tuple[float, float] = (0.1, 0.1),
-        default_domain: tuple[float, float, float, float] = (-3.0, 3.0, -3.0, 3.0),
-        subnet_init_scale: float = DEFAULT_SUBNET_INIT_SCALE,
-        parametrization: str = "fixed_domain",
-        identity_tails: bool = False,
-        domain_clamping: float | None = None,
-    ):
-        super().__init__(
-            dims_in, dims_c, subnet_constructor, split_len, bins, min_bin_sizes, default_domain, subnet_init_scale,
-            parametrization, identity_tails, domain_clamping,
-        )
 
     @staticmethod
     def _parameter_count(bins: int) -> int:
