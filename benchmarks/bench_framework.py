@@ -63,9 +63,9 @@ def direct_loop(modules: list[nn.Module]) -> Callable[..., tuple]:
     return run
 
 
-def chain_blocks(framework, modules_lib, kind: str, n_blocks: int) -> tuple[list, list]:
+def chain_blocks(framework, modules_lib, kind: str, n_blocks: int, dim: int = DIM) -> tuple[list, list]:
     """Nodes and modules of a chain of ``n_blocks`` GLOW+PermuteRandom pairs or AllInOneBlocks."""
-    nodes = [framework.InputNode(DIM, name="x")]
+    nodes = [framework.InputNode(dim, name="x")]
     for i in range(n_blocks):
         if kind == "glow":
             nodes.append(framework.Node(nodes[-1], modules_lib.GLOWCouplingBlock,
@@ -78,8 +78,8 @@ def chain_blocks(framework, modules_lib, kind: str, n_blocks: int) -> tuple[list
     return nodes, [node.module for node in nodes[1:-1]]
 
 
-def sequence_of(modules: list[nn.Module]) -> Ff.SequenceINN:
-    sequence = Ff.SequenceINN(DIM)
+def sequence_of(modules: list[nn.Module], dim: int = DIM) -> Ff.SequenceINN:
+    sequence = Ff.SequenceINN(dim)
     for module in modules:
         sequence.append(module)
     return sequence
@@ -121,6 +121,27 @@ def chain_rows(kind: str, n_blocks: int, repeats: int, number: int) -> list[str]
         freia_nodes, freia_modules = chain_blocks(FrEIA_framework, FrEIA_modules, kind, n_blocks)
         freia_runners = {"direct": direct_loop(freia_modules), "FrEIA GraphINN": FrEIA_framework.GraphINN(freia_nodes)}
         rows += directions(f"{kind} chain, {n_blocks} blocks (FrEIA 0.2)", freia_runners, x, repeats, number)
+    return rows
+
+
+def deep_rows(n_nodes: int, repeats: int) -> list[str]:
+    """A very deep GLOW+PermuteRandom chain (dim 4, batch 2), where per-step bookkeeping dominates."""
+    torch.manual_seed(0)
+    nodes, modules = chain_blocks(Ff, Fm, "glow", n_nodes // 2, dim=4)
+    runners = {"direct": direct_loop(modules), "GraphINN": Ff.GraphINN(nodes), "SequenceINN": sequence_of(modules, 4)}
+    x = torch.randn(2, 4)
+    rows = []
+    for direction, grad in (("forward", False), ("fwd+bwd", True)):
+        def make(run: Callable, grad: bool = grad) -> Callable:
+            if not grad:
+                return lambda: run(x)
+            x_grad = x.clone().requires_grad_(True)
+            return lambda: (lambda out: (out[0].square().sum() - out[1].sum()).backward())(run(x_grad))
+        with torch.enable_grad() if grad else torch.no_grad():
+            times = median_times({k: make(v) for k, v in runners.items()}, repeats, 1)
+        ratios = ", ".join(f"{k} {times[k] / times['direct']:.3f}" for k in runners if k != "direct")
+        rows.append(f"| deep chain, {n_nodes} nodes, dim 4, batch 2 | {direction} | {times['direct'] * 1e3:.1f} ms "
+                    f"| {ratios} |")
     return rows
 
 
@@ -217,6 +238,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats, for a smoke test")
+    parser.add_argument("--deep", type=int, nargs="*", metavar="NODES",
+                        help="only the very deep chains, of these node counts (e.g. 1000 5000 20000)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     repeats = 3 if args.quick else args.repeats
@@ -225,6 +248,11 @@ def main() -> None:
           f"median of {repeats} interleaved repeats")
     print("| case | direction | direct loop | ratio to the direct loop |")
     print("|---|---|---|---|")
+    if args.deep:
+        for n_nodes in args.deep:
+            for row in deep_rows(n_nodes, repeats):
+                print(row, flush=True)
+        return
     for kind in ("glow", "allinone"):
         for n_blocks in sizes:
             for row in chain_rows(kind, n_blocks, repeats, max(1, 256 // n_blocks)):

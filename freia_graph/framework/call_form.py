@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import enum
 import inspect
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from torch import Tensor, nn
 
-__all__ = ["CallForm", "call_form", "call_module"]
+__all__ = ["CallForm", "call_form", "call_module", "call_in_form"]
 
 _CONTRACT = ("c", "rev", "jac")
 
@@ -29,6 +30,11 @@ class CallForm(enum.Enum):
     POSITIONAL = "module(x, c, rev, jac)"
     KEYWORD = "module(x, c=c, rev=rev, jac=jac)"
     KEYWORD_WITHOUT_C = "module(x, rev=rev, jac=jac)"
+
+
+# The form depends only on the forward function, so it is read once per class (inspect.signature costs
+# about 0.1 ms, which dominated building long chains); weak keys let dynamically made classes go.
+_FORMS: weakref.WeakKeyDictionary[Any, dict[bool, CallForm]] = weakref.WeakKeyDictionary()
 
 
 def _parameters(module: nn.Module) -> list[inspect.Parameter] | None:
@@ -80,6 +86,16 @@ def call_form(module: nn.Module, has_conditions: bool, where: str = "the module"
         >>> call_form(FrEIAStyle([(4,)]), has_conditions=False)
         <CallForm.KEYWORD_WITHOUT_C: 'module(x, rev=rev, jac=jac)'>
     """
+    function = getattr(module.forward, "__func__", None)  # a plain method, not an instance-level override
+    if function is None or function is not getattr(type(module), "forward", None):
+        return _read_call_form(module, has_conditions, where)
+    known = _FORMS.setdefault(function, {})
+    if has_conditions not in known:
+        known[has_conditions] = _read_call_form(module, has_conditions, where)
+    return known[has_conditions]
+
+
+def _read_call_form(module: nn.Module, has_conditions: bool, where: str) -> CallForm:
     parameters = _parameters(module)
     if parameters is None:
         return CallForm.KEYWORD if has_conditions else CallForm.KEYWORD_WITHOUT_C
@@ -114,6 +130,20 @@ def call_module(
         ((2, 3), 0.0)
     """
     form = call_form(module, has_conditions=bool(c), where=type(module).__name__)
+    return call_in_form(form, module, x_or_z, c, rev, jac)
+
+
+def call_in_form(form: CallForm, module: Any, x_or_z: Sequence[Tensor], c: Sequence[Tensor] | None,
+                 rev: bool, jac: bool) -> Any:
+    """Call a module in the given form (``call_form`` decides it).
+
+    Example:
+        >>> import torch, freia_graph.modules as Fm
+        >>> (z,), log_det = call_in_form(CallForm.KEYWORD_WITHOUT_C, Fm.PermuteRandom([(3,)]), [torch.zeros(2, 3)],
+        ...                              None, False, True)
+        >>> tuple(z.shape)
+        (2, 3)
+    """
     if form is CallForm.POSITIONAL:
         return module(x_or_z, c, rev, jac)
     if form is CallForm.KEYWORD:

@@ -6,8 +6,10 @@ step is one call whose arguments are local variables, and rebinding a variable r
 held, exactly as the plan's slot reuse intends. Each module is called in the form decided for it when the
 plan was compiled (``call_form``): positionally, ``(x_or_z, c, rev, jac)``, for modules that take the
 contract's order (keyword arguments cost a dict per call in ``nn.Module.__call__``), by keyword for
-FrEIA-style signatures. Each step is a single line (compiling the code costs about 10 µs a line); the steps'
-log-dets are returned together (``calls.sum_log_dets`` adds them up). ``runner.source`` shows the code.
+FrEIA-style signatures. Each step is a single line (compiling the code costs about 10 µs a line) that
+also adds the step's log-det to the running total (``add``): tensors are added as they come, so no
+step's log-det is held longer than in a plain loop, and plain numbers (a permutation's 0.0) are added
+apart and joined to the tensor once at the end. ``runner.source`` shows the code.
 
 An exception escaping a module is annotated with the node it came from (name, class, direction, input
 shapes), read from the failing frame after the fact, so the normal path pays nothing. Only then is the
@@ -19,12 +21,15 @@ Example of generated code for a split into a coupling and a permutation, merged 
     def run(modules, inputs, conditions, rev, jac):
         s0, = inputs
         s1, = conditions
-        log_dets = [None] * 4
-        (s0, s2), log_dets[0] = modules[0]([s0], None, rev, jac)
-        (s0,), log_dets[1] = modules[1]([s0], [s1], rev, jac)
-        (s2,), log_dets[2] = modules[2]([s2], None, rev, jac)
-        (s2,), log_dets[3] = modules[3]([s0, s2], None, rev, jac)
-        return [s2], log_dets
+        log_det, constant = 0.0, 0.0
+        (s0, s2), log_det, constant = add(modules[0]([s0], None, rev, jac), log_det, constant, jac)
+        (s0,), log_det, constant = add(modules[1]([s0], [s1], rev, jac), log_det, constant, jac)
+        (s2,), log_det, constant = add(modules[2]([s2], None, rev, jac), log_det, constant, jac)
+        (s2,), log_det, constant = add(modules[3]([s0, s2], None, rev, jac), log_det, constant, jac)
+        return [s2], (log_det + constant if constant else log_det)
+
+With ``return_all_slots`` (for ``intermediate_outputs``) each step's log-det is kept in a list
+``log_dets`` instead, and every slot's value is returned.
 """
 
 from __future__ import annotations
@@ -35,16 +40,16 @@ import linecache
 import os
 import tempfile
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from torch import Tensor
 
-from freia_graph.framework.call_form import CallForm
+from freia_graph.framework.call_form import CallForm, call_in_form
 from freia_graph.framework.calls import raised_by_checks
 from freia_graph.framework.plan import Plan, Step
 
-__all__ = ["PlanRunner"]
+__all__ = ["PlanRunner", "interpret_plan"]
 
 
 def _names(slots: Iterable[int]) -> str:
@@ -76,7 +81,8 @@ def _source(plan: Plan, return_all_slots: bool) -> tuple[str, dict[int, Step]]:
         lines.append(f"    {_targets(plan.input_slots)} = inputs")
     if plan.condition_slots:
         lines.append(f"    {_targets(plan.condition_slots)} = conditions")
-    lines.append(f"    log_dets = [None] * {len(plan.invertible_steps)}")
+    lines.append(f"    log_dets = [None] * {len(plan.invertible_steps)}" if return_all_slots
+                 else "    log_det, constant = 0.0, 0.0")
     step_of_line: dict[int, Step] = {}
     log_det_index = 0
     for step in plan.steps:
@@ -84,12 +90,65 @@ def _source(plan: Plan, return_all_slots: bool) -> tuple[str, dict[int, Step]]:
         if step.feed_forward:
             call = f"modules[{step.module_index}]({_names(step.inputs)})"
             lines.append(f"    {_targets(step.outputs)} = as_tuple({call})")
-        else:
+        elif return_all_slots:
             lines.append(f"    ({_targets(step.outputs)}), log_dets[{log_det_index}] = {_call(step)}")
             log_det_index += 1
-    returned = range(plan.n_slots) if return_all_slots else plan.output_slots
-    lines.append(f"    return [{_names(returned)}], log_dets")
+        else:
+            call = f"add({_call(step)}, log_det, constant, jac)"
+            lines.append(f"    ({_targets(step.outputs)}), log_det, constant = {call}")
+    if return_all_slots:
+        lines.append(f"    return [{_names(range(plan.n_slots))}], log_dets")
+    else:
+        lines.append(f"    return [{_names(plan.output_slots)}], (log_det + constant if constant else log_det)")
     return "\n".join(lines) + "\n", step_of_line
+
+
+def _add(answer: tuple[Any, Any], log_det: Any, constant: Any, jac: bool) -> tuple[Any, Any, Any]:
+    """A step's outputs, and the running totals with its log-det added.
+
+    Tensors are added as they come (memory stays that of a plain loop, however deep the graph), numbers
+    apart so that a permutation's 0.0 launches no tensor operation; with jac=False a module may return None.
+    A function rather than generated lines: compiling code costs about 10 µs a line.
+    """
+    outputs, step_log_det = answer
+    if not jac:
+        return outputs, log_det, constant
+    if isinstance(step_log_det, Tensor):
+        return outputs, log_det + step_log_det, constant
+    return outputs, log_det, constant + step_log_det
+
+
+def interpret_plan(plan: Plan, modules: Sequence[Any], inputs: Sequence[Any], conditions: Sequence[Any],
+                   rev: bool, jac: bool) -> tuple[list[Any], Any]:
+    """Run a plan step by step; what ``torch.compile`` traces (it unrolls the loop, so speed is the same).
+
+    Tracing this rather than the generated code keeps compiled graphs independent of which runners the
+    eager calls have generated so far (nothing for dynamo to guard on). Returns what ``PlanRunner.run``
+    returns: the output values and the summed log-det.
+
+    Example:
+        >>> import torch, freia_graph.framework as Ff, freia_graph.modules as Fm
+        >>> x = Ff.InputNode(4); p = Ff.Node(x, Fm.PermuteRandom, {"seed": 0})
+        >>> inn = Ff.GraphINN([x, p, Ff.OutputNode(p)])
+        >>> values, log_det = interpret_plan(inn.plans[0], list(inn.module_list), [torch.ones(2, 4)], [], False, True)
+        >>> [tuple(value.shape) for value in values], log_det
+        ([(2, 4)], 0.0)
+    """
+    slots: list[Any] = [None] * plan.n_slots
+    for slot, value in zip(plan.input_slots + plan.condition_slots, [*inputs, *conditions]):
+        slots[slot] = value
+    log_det, constant = 0.0, 0.0
+    for step in plan.steps:
+        module, values = modules[step.module_index], [slots[slot] for slot in step.inputs]
+        if step.feed_forward:
+            outputs = _as_tuple(module(*values))
+        else:
+            condition = None if step.conditions is None else [slots[slot] for slot in step.conditions]
+            outputs, log_det, constant = _add(call_in_form(step.call, module, values, condition, rev, jac),
+                                              log_det, constant, jac)
+        for slot, value in zip(step.outputs, outputs):
+            slots[slot] = value
+    return [slots[slot] for slot in plan.output_slots], (log_det + constant if constant else log_det)
 
 
 def _shapes(frame_locals: dict[str, Any], slots: tuple[int, ...]) -> str:
@@ -101,8 +160,9 @@ def _shapes(frame_locals: dict[str, Any], slots: tuple[int, ...]) -> str:
 class PlanRunner:
     """A plan compiled into a Python function ``run(modules, inputs, conditions, rev, jac)``.
 
-    It returns ``(values, log_dets)``: the output values (or every slot's value, with
-    ``return_all_slots``) and each step's log-det, in plan order. Modules are passed in on every call,
+    It returns ``(values, log_det)``: the output values and the summed log-det (a tensor or a number;
+    meaningless with ``jac=False``), or, with ``return_all_slots``, every slot's value and each step's
+    log-det in plan order. Modules are passed in on every call,
     so DataParallel replicas run their own. Pickling keeps the plan and regenerates the function.
 
     Example:
@@ -110,7 +170,7 @@ class PlanRunner:
         >>> x = Ff.InputNode(4); p = Ff.Node(x, Fm.PermuteRandom, {"seed": 0})
         >>> inn = Ff.GraphINN([x, p, Ff.OutputNode(p)])
         >>> print(PlanRunner(inn.plans[0]).source.splitlines()[3])
-            (s0,), log_dets[0] = modules[0]([s0], None, rev, jac)
+            (s0,), log_det, constant = add(modules[0]([s0], None, rev, jac), log_det, constant, jac)
     """
 
     def __init__(self, plan: Plan, return_all_slots: bool = False):
@@ -120,7 +180,7 @@ class PlanRunner:
         digest = hashlib.sha1(self.source.encode()).hexdigest()[:16]
         # a real path, written only when a failure needs it (see explain_failure)
         self.filename = os.path.join(tempfile.gettempdir(), "freia_graph_plans", f"plan_{digest}.py")
-        namespace: dict[str, Any] = {"as_tuple": _as_tuple}
+        namespace: dict[str, Any] = {"as_tuple": _as_tuple, "add": _add}
         exec(compile(self.source, self.filename, "exec"), namespace)  # noqa: S102 - our own generated code
         self.run: Callable[..., tuple[list[Any], Any]] = namespace["run"]
 

@@ -19,7 +19,6 @@ from freia_graph.framework.calls import (
     nesting_depth,
     per_sample_log_det,
     raised_by_checks,
-    sum_log_dets,
 )
 from freia_graph.framework.display import Displayable
 from freia_graph.framework.memory_saving import (
@@ -255,7 +254,8 @@ class SequenceINN(Displayable, DtypeGuard, InvertibleModule):
         if backwards:
             steps.reverse()
         values: tuple[Tensor, ...] = tuple(inputs)
-        log_dets = []
+        log_det: Any = 0.0
+        constant: Any = 0.0  # numbers apart, so that a permutation's 0.0 launches no tensor operation
         try:
             for position, (module, cond, form) in steps:  # noqa: B007 - position names a failure below
                 condition = None if cond is None else [conditions[cond]]
@@ -265,7 +265,12 @@ class SequenceINN(Displayable, DtypeGuard, InvertibleModule):
                     values, step_log_det = module(values, c=condition, rev=backwards, jac=jac)
                 else:
                     values, step_log_det = module(values, rev=backwards, jac=jac)
-                log_dets.append(step_log_det)
+                if not jac:
+                    continue
+                if isinstance(step_log_det, Tensor):  # added as they come: memory stays that of a plain loop
+                    log_det = log_det + step_log_det
+                else:
+                    constant = constant + step_log_det
         except Exception as error:
             if raised_by_checks(error):
                 raise
@@ -275,7 +280,7 @@ class SequenceINN(Displayable, DtypeGuard, InvertibleModule):
             raise
         if verify:
             self._verified.add((backwards, jac))
-        log_det = per_sample_log_det(sum_log_dets(log_dets) if jac else 0.0, inputs[0], jac)
+        log_det = per_sample_log_det(log_det + constant if constant else log_det, inputs[0], jac)
         return (tuple(values) if self.force_tuple_output else values[0]), log_det
 
     @torch.compiler.disable(reason=EAGER_REASON)

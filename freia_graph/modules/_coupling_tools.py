@@ -158,11 +158,11 @@ def scale_and_shift(x: Tensor, log_scale: Tensor, shift: Tensor, rev: bool) -> T
 
 
 def _last_layer_with_parameters(subnet: nn.Module) -> nn.Module | None:
-    last = None
-    for module in subnet.modules():
-        if next(module.parameters(recurse=False), None) is not None:
-            last = module
-    return last
+    # searched from the end: the first module found owning parameters is the last one registered
+    for module in reversed(list(subnet.modules())):
+        if any(parameter is not None for parameter in module._parameters.values()):
+            return module
+    return None
 
 
 def build_subnet(

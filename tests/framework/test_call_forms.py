@@ -119,7 +119,7 @@ def test_the_form_is_decided_once_from_the_signature(block, conditioned, form):
 
 def test_our_blocks_keep_the_fast_positional_call():
     inn = _graph(Contract, conditioned=False)
-    assert "modules[0]([s0], None, rev, jac)" in inn._runners[0].source
+    assert "modules[0]([s0], None, rev, jac)" in inn._runner(False).source
 
 
 @pytest.mark.parametrize("make", [_graph, _sequence], ids=["graph", "sequence"])
@@ -168,7 +168,7 @@ def test_an_error_inside_a_module_names_the_node_direction_and_shapes():
     assert "Node 'broken' (_Broken), reverse, inputs of shape (4, 2, 3)" in _notes(caught.value)
     # the generated code's frame shows its source line
     formatted = "".join(traceback.format_exception(caught.value))
-    assert "= modules[1]([s0], None, rev, jac)" in formatted
+    assert "= add(modules[1]([s0], None, rev, jac)" in formatted
 
 
 def test_an_error_inside_a_nested_graph_names_both_nodes():
@@ -252,3 +252,13 @@ def test_sequence_output_dims_without_argument_gives_the_last_shape():
     inn.append(Fm.HaarDownsampling)
     assert inn.output_dims() == [(8, 2, 2)]
     assert inn.output_dims([(2, 4, 4)]) == [(8, 2, 2)]
+
+
+def test_call_form_is_read_per_forward_function_not_cached_past_an_instance_override():
+    """The form is cached per class's forward; a forward replaced on one instance is read from that instance."""
+    plain = Fm.PermuteRandom([(4,)], seed=0)
+    overridden = Fm.PermuteRandom([(4,)], seed=0)
+    overridden.forward = lambda x, rev=False, jac=True: ((x[0],), 0.0)  # FrEIA-style, keywords only
+    assert call_form(plain, False) is CallForm.POSITIONAL
+    assert call_form(overridden, False) is CallForm.KEYWORD_WITHOUT_C
+    assert call_form(plain, False) is CallForm.POSITIONAL

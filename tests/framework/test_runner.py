@@ -1,4 +1,5 @@
-"""The generated runner: its source is shown in tracebacks while it lives and leaves linecache with it."""
+"""The generated runner: its source is shown in tracebacks while it lives and leaves linecache with it; it and the
+plan interpreter (what torch.compile traces) agree on every graph."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 import torch
 
 import freia_graph.framework as Ff
+from freia_graph.framework.runner import interpret_plan
 from freia_graph.modules import InvertibleModule
+from tests.framework.graphs import GRAPHS, build
 
 
 class Failing(InvertibleModule):
@@ -32,7 +35,7 @@ def test_tracebacks_show_the_generated_line():
     with pytest.raises(RuntimeError, match="boom") as caught:
         inn(torch.zeros(1, 2))
     text = "".join(traceback.format_exception(caught.value))
-    assert "log_dets[0] = modules[0]([s0], None, rev, jac)" in text
+    assert "add(modules[0]([s0], None, rev, jac), log_det, constant, jac)" in text
 
 
 def test_linecache_entries_appear_on_failure_and_go_with_their_runners():
@@ -53,3 +56,30 @@ def test_linecache_entries_appear_on_failure_and_go_with_their_runners():
     del graphs
     gc.collect()
     assert plan_entries() <= before
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+@pytest.mark.parametrize("rev", [False, True])
+@pytest.mark.parametrize("jac", [True, False])
+def test_interpreter_matches_generated_code(name, rev, jac):
+    inn, inputs, conditions = build(name)
+    outputs, _ = inn(inputs, c=conditions or None)
+    data = (list(outputs) if isinstance(outputs, tuple) else [outputs]) if rev else inputs
+    modules = tuple(inn.module_list)
+    expected = inn._runner(rev).run(modules, data, conditions, rev, jac)
+    got = interpret_plan(inn.plans[rev], modules, data, conditions, rev, jac)
+    for value, reference in zip(got[0], expected[0]):
+        torch.testing.assert_close(value, reference, rtol=0, atol=0)
+    if jac:
+        torch.testing.assert_close(got[1], expected[1], rtol=0, atol=0)
+        total = inn(data, c=conditions or None, rev=rev)[1]  # the runner's total is the graph's log-det
+        torch.testing.assert_close(torch.as_tensor(got[1]) + torch.zeros_like(total), total)
+
+
+def test_runners_are_generated_on_the_first_call_in_each_direction():
+    inn, inputs, conditions = build("split_merge")
+    assert inn._runners == [None, None]
+    z, _ = inn(inputs)
+    assert inn._runners[0] is not None and inn._runners[1] is None
+    inn(z, rev=True)
+    assert inn._runners[1] is not None

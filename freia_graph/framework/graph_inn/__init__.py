@@ -17,7 +17,6 @@ from freia_graph.framework.calls import (
     first_tensor,
     nesting_depth,
     per_sample_log_det,
-    sum_log_dets,
 )
 from freia_graph.framework.display import Displayable
 from freia_graph.framework.graph import build_graph, forward_order, garbage_collector_paused, reverse_order
@@ -30,7 +29,7 @@ from freia_graph.framework.memory_saving import (
 )
 from freia_graph.framework.nodes import BaseNode, nodes_from_table, nodes_to_table
 from freia_graph.framework.plan import compile_plan
-from freia_graph.framework.runner import PlanRunner
+from freia_graph.framework.runner import PlanRunner, interpret_plan
 from freia_graph.modules._linalg import log_abs_det
 from freia_graph.modules.base import INDEX_SHAPE, InvertibleModule, Shape, normalize_shapes
 
@@ -192,7 +191,7 @@ class GraphINN(Displayable, DtypeGuard, InvertibleModule):
         self.output_nodes = [n for n in node_list if n.kind == "output"]
         self._orders = (forward_order(graph, node_list), reverse_order(graph, node_list))
         self.plans = tuple(compile_plan(order, node_list, rev=bool(rev)) for rev, order in enumerate(self._orders))
-        self._runners = tuple(PlanRunner(plan) for plan in self.plans)
+        self._runners: list[PlanRunner | None] = [None, None]  # see _runner
         self._recording_runners: dict[bool, PlanRunner] = {}
         self._memory_plans = {}
 
@@ -267,20 +266,29 @@ class GraphINN(Displayable, DtypeGuard, InvertibleModule):
             return self._run_recording(inputs, conditions, rev, jac, check_finite)
         if self._memory_every and self.training and torch.is_grad_enabled():
             return self._run_memory_saving(inputs, conditions, rev, jac)
-        runner = self._runners[rev]
+        if torch.compiler.is_compiling():  # traced whole, the same for every instance state (see runner.py)
+            outputs, log_det = interpret_plan(self.plans[rev], tuple(self.module_list), inputs, conditions, rev, jac)
+            return self._result(outputs, per_sample_log_det(log_det, reference, jac))
+        runner = self._runner(rev)
         try:
-            verify = self.check_inputs and not torch.compiler.is_compiling() and (rev, jac) not in self._verified
-            if check_finite or verify:
+            if check_finite or (self.check_inputs and (rev, jac) not in self._verified):
                 modules = self._checked_modules(reference, rev, jac, check_finite)
-                outputs, log_dets = runner.run(modules, inputs, conditions, rev, jac)
+                outputs, log_det = runner.run(modules, inputs, conditions, rev, jac)
                 self._verified.add((rev, jac))
             else:
-                outputs, log_dets = runner.run(tuple(self.module_list), inputs, conditions, rev, jac)
+                outputs, log_det = runner.run(tuple(self.module_list), inputs, conditions, rev, jac)
         except Exception as error:
             runner.explain_failure(error, rev)
             raise
-        log_det = per_sample_log_det(sum_log_dets(log_dets) if jac else 0.0, reference, jac)
-        return self._result(outputs, log_det)
+        return self._result(outputs, per_sample_log_det(log_det, reference, jac))
+
+    def _runner(self, rev: bool) -> PlanRunner:
+        """The generated code of a direction, made on its first eager call (generating and compiling it is a
+        large part of building a long chain, and many graphs never run in reverse)."""
+        runner = self._runners[rev]
+        if runner is None:
+            runner = self._runners[rev] = PlanRunner(self.plans[rev])
+        return runner
 
     def _result(self, outputs: list[Tensor], log_det: Tensor) -> tuple[Any, Tensor]:
         if len(outputs) == 1 and not self.force_tuple_output:
