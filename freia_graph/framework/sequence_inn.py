@@ -235,7 +235,7 @@ class SequenceINN(Displayable, DtypeGuard, InvertibleModule):
         if self.check_inputs:
             check_tensors(inputs + conditions, [self.shapes[-1] if backwards else self.shapes[0]] + self.dims_c, labels)
             # the steady state is one comparison; not under torch.compile (see GraphINN.forward)
-            if inputs[0].dtype is not self._parameter_dtype and not torch.compiler.is_compiling():
+            if not torch.compiler.is_compiling() and inputs[0].dtype is not self._parameter_dtype:
                 self._check_dtype(inputs[0], labels[0])
         # verification is a debugging aid that changes after the first call: dynamo would guard on it
         verify = check_finite or (self.check_inputs and not torch.compiler.is_compiling()

@@ -80,6 +80,7 @@ def test_compiled_before_any_eager_call_compiles_once(make, rev):
     expected = inn(x, rev=rev)  # eager afterwards: verified now, same answer
     torch.testing.assert_close(got[0], expected[0])
     torch.testing.assert_close(got[1], expected[1])
+    compiled(x, rev=rev)  # what the eager call remembered (verification, the parameters' dtype) is no guard
     assert backend.compilations == 1
 
 
@@ -106,3 +107,33 @@ def test_marked_dynamic_batch_does_not_recompile():
         torch._dynamo.mark_dynamic(x, 0)
         compiled(x)
     assert backend.compilations == 1
+
+
+def conditional_flow():
+    from freia_graph.distributions import Flow
+
+    torch.manual_seed(0)
+    inn = Ff.SequenceINN(6)
+    for index in range(2):
+        inn.append(Fm.GLOWCouplingBlock, subnet_constructor=subnet, cond=0, cond_shape=(3,))
+        inn.append(Fm.PermuteRandom, seed=index)
+    for parameter in inn.parameters():  # away from the identity initialisation
+        parameter.data.add_(0.1 * torch.randn_like(parameter))
+    return Flow(inn)
+
+
+def test_compiled_sampling_and_density_compile_once_and_match_eager():
+    """Flow.sample (the reverse pass) and Flow.log_prob compile fullgraph, once, for any sample count."""
+    flow, backend = conditional_flow(), CountingBackend()
+    sample = torch.compile(flow.sample_with_log_prob, fullgraph=True, dynamic=True, backend=backend)
+    log_prob = torch.compile(flow.log_prob, fullgraph=True, dynamic=True, backend=backend)
+    c = torch.randn(3)
+    for count in (5, 8):
+        torch.manual_seed(count)
+        x, x_log_prob = sample(count, c)
+        torch.manual_seed(count)
+        expected_x, expected_log_prob = flow.sample_with_log_prob(count, c)
+        torch.testing.assert_close(x, expected_x)
+        torch.testing.assert_close(x_log_prob, expected_log_prob)
+        torch.testing.assert_close(log_prob(x, c.expand(count, 3)), expected_log_prob, rtol=1e-4, atol=1e-4)
+    assert backend.compilations == 2  # one per function, none for the new count

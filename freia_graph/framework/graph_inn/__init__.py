@@ -257,7 +257,7 @@ class GraphINN(Displayable, DtypeGuard, InvertibleModule):
         shapes, labels, positions = self._expected[rev]
         # the steady state is one comparison; not under torch.compile, where the lazily remembered dtype
         # would become a guard that changes after the first call
-        if self.check_inputs and reference.dtype is not self._parameter_dtype and not torch.compiler.is_compiling():
+        if self.check_inputs and not torch.compiler.is_compiling() and reference.dtype is not self._parameter_dtype:
             self._check_dtype(reference, labels[0])
         if check_finite:
             check_finite_values(values if positions is None else [values[i] for i in positions], labels,
