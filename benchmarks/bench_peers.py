@@ -81,6 +81,7 @@ def freia_label() -> str:
 
 
 def label(library: str) -> str:
+    """The column name of a library (FrEIA as 0.2 or HEAD)."""
     return freia_label() if library == "FrEIA" else library
 
 
@@ -122,6 +123,7 @@ class Model:
     log_prob: Callable[[], object]
 
     def parameter_count(self) -> int:
+        """Trainable parameters (FrEIA 0.2 keeps its permutations as frozen parameters)."""
         return sum(p.numel() for p in self.module.parameters() if p.requires_grad)
 
     def operations(self) -> dict[str, Callable[[], object]]:
@@ -178,6 +180,7 @@ def halves(dim: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def freia_graph_model(inn: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> Model:
+    """freia_graph as a user writes it: a ``Flow`` (standard normal base) around the GraphINN."""
     flow = Flow(inn).to(x.device)
     conditions = (lambda c: None if c is None else [c])
     return make_model(flow, lambda x, c: flow.log_prob(x, conditions(c)),
@@ -343,17 +346,20 @@ def _affine(library: str, sizes: Sizes, x: torch.Tensor, c: torch.Tensor | None,
 
 
 def affine_case(library: str, sizes: Sizes, device: torch.device) -> Model:
+    """Case (a): Glow-style affine coupling blocks on vectors."""
     x = torch.randn(sizes.batch, sizes.affine_dim, device=device)
     return _affine(library, sizes, x, None, sizes.affine_dim, sizes.affine_blocks, sizes.affine_hidden)
 
 
 def conditional_case(library: str, sizes: Sizes, device: torch.device) -> Model:
+    """Case (d): conditional affine coupling blocks, the condition appended to every subnet's input."""
     x = torch.randn(sizes.batch, sizes.conditional_dim, device=device)
     c = torch.randn(sizes.batch, sizes.condition_dim, device=device)
     return _affine(library, sizes, x, c, sizes.conditional_dim, sizes.conditional_blocks, sizes.conditional_hidden)
 
 
 def spline_case(library: str, sizes: Sizes, device: torch.device) -> Model:
+    """Case (b): rational-quadratic spline coupling blocks on vectors."""
     dim, blocks, hidden, bins = sizes.spline_dim, sizes.spline_blocks, sizes.spline_hidden, sizes.bins
     x = torch.randn(sizes.batch, dim, device=device)
     subnet = partial(mlp, hidden=hidden)
@@ -373,6 +379,7 @@ def spline_case(library: str, sizes: Sizes, device: torch.device) -> Model:
 
 
 def multiscale_case(library: str, sizes: Sizes, device: torch.device) -> Model:
+    """Case (c): the multi-scale image flow of freia_graph's ``multiscale_flow`` preset (and FrEIA's copy)."""
     x = torch.randn(sizes.image_batch, *sizes.image, device=device)
     subnet = partial(cnn, hidden=sizes.conv_hidden)
     if library == "freia_graph":
@@ -476,6 +483,8 @@ def measure_case(name: str, sizes: Sizes, libraries: list[str], repeats: int, de
                 torch.manual_seed(0)
                 models[label(library)] = case.build(library, sizes, device)
             except Exception as error:  # a peer that breaks must not stop the others
+                if library == "freia_graph":
+                    raise
                 reason = f"failed: {type(error).__name__}: {error}"
         if reason is not None:
             notes.append(f"{label(library)} skipped: {reason}")
@@ -524,6 +533,7 @@ def _milliseconds(seconds: float) -> str:
 
 
 def machine_line(device: torch.device, repeats: int, quick: bool) -> str:
+    """Date, machine, load, torch version, device and threads: the header of the table."""
     load = " ".join(f"{value:.2f}" for value in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     gpu = f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
     mode = "QUICK mode (fewer repeats, smaller sizes: not the reference numbers)" if quick else "full sizes"
@@ -561,6 +571,7 @@ def render(results: list[dict], header: str) -> str:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, checked."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes (under a minute)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
@@ -579,6 +590,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     for name in args.libraries:
         if name not in LIBRARIES:
             parser.error(f"unknown library {name!r}; choose from {list(LIBRARIES)}")
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device here (torch.cuda.is_available() is False)")
     if "freia_graph" not in args.libraries:
         args.libraries.insert(0, "freia_graph")
     return args
