@@ -39,6 +39,9 @@ BF16_RTOL = 0.05
 RTOL: dict[str, float] = {
     # A Gaussian-mixture's reverse solves a triangular system on bfloat16 products and mixes components.
     "GaussianMixtureModel": 0.1,
+    # The log-det sums the log-slopes of bins sized by a bfloat16 subnet: narrow bins magnify its rounding
+    # (measured 0.04 on the CPU).
+    "LinearSpline": 0.1,
 }
 
 
