@@ -5,12 +5,16 @@ automatically when the CI environment variable is set) and ``nightly`` (2,000 ex
 long searches, run apart from CI). Tests run in parallel (pytest-xdist, ``-n auto`` in pyproject.toml;
 ``-n 0`` runs them in one process).
 Choose one with ``HYPOTHESIS_PROFILE=nightly pytest``.
+The ``device`` fixture runs a test on the CPU and, where a CUDA device is present, on CUDA (tests/devices.py).
 """
 
 import os
 
+import pytest
 import torch
 from hypothesis import HealthCheck, settings
+
+from tests.devices import DEVICES
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("dev", max_examples=25, **_common)
@@ -20,3 +24,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 
 # One thread per xdist worker: the workers already use every core, and more threads only contend.
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> str:
+    """The device a test runs on: ``"cpu"``, and ``"cuda"`` where a CUDA device is present (else skipped)."""
+    return request.param

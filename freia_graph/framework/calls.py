@@ -32,6 +32,8 @@ __all__ = [
     "nesting_depth",
 ]
 
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
 
 def as_tensor_list(values: Any, names: Sequence[str], what: str) -> list[Tensor]:
     """The caller's tensors as a list in node order: from a tensor, a list/tuple or a dict keyed by name.
@@ -103,7 +105,9 @@ def _explain_mismatch(tensors: Sequence[Tensor], shapes: Sequence[Shape] | None,
     for label, tensor in zip(labels, tensors):
         if tensor.shape[0] != first.shape[0]:
             raise ValueError(f"{label} has batch size {tensor.shape[0]}, but {first_label} has {first.shape[0]}")
-        if tensor.dtype != first.dtype or tensor.device != first.device:
+        # under autocast, outputs of a forward call can be bfloat16 next to float32 conditions
+        autocast_dtypes = tensor.device == first.device and torch.is_autocast_enabled(first.device.type)
+        if (tensor.dtype != first.dtype and not autocast_dtypes) or tensor.device != first.device:
             raise ValueError(f"{label} is {tensor.dtype} on {tensor.device}, but {first_label} is "
                              f"{first.dtype} on {first.device}; all tensors of a call must agree")
 
@@ -179,9 +183,9 @@ class DtypeGuard(nn.Module):
         expected = self._parameter_dtype
         if tensor.dtype is expected or expected is None:
             return
-        self._parameter_dtype = expected = floating_dtype(self)
         if torch.is_autocast_enabled(tensor.device.type):
             return  # autocast casts inside the modules: other dtypes are expected there
+        self._parameter_dtype = expected = floating_dtype(self)
         if expected is not None and tensor.dtype != expected:
             raise ValueError(f"{label} is {tensor.dtype}, but the graph's parameters are {expected}; call "
                              f"inn.to({tensor.dtype}) or pass the tensors .to({expected})")
@@ -272,7 +276,9 @@ def sum_log_dets(log_dets: Sequence[Any]) -> Any:
 
     Log-dets given as plain numbers (permutations, splits, volume-preserving blocks) are summed as
     numbers and added to the tensors once, and the first tensor is taken as it is, so a graph launches
-    one addition per tensor log-det after the first, plus at most one.
+    one addition per tensor log-det after the first, plus at most one. Under ``torch.autocast`` blocks may
+    return float16/bfloat16 log-dets: these are up-cast, so the total is accumulated in float32 and does
+    not lose precision block after block.
 
     Example:
         >>> import torch
@@ -283,6 +289,8 @@ def sum_log_dets(log_dets: Sequence[Any]) -> Any:
     constant: Any = 0.0
     for log_det in log_dets:
         if isinstance(log_det, Tensor):
+            if log_det.dtype in _LOW_PRECISION:  # a float32 0-dim total would not promote a bfloat16 vector
+                log_det = log_det.float()
             total = log_det if total is None else total + log_det
         else:
             constant = constant + log_det
@@ -294,17 +302,21 @@ def sum_log_dets(log_dets: Sequence[Any]) -> Any:
 def per_sample_log_det(log_det: Any, reference: Tensor, jac: bool) -> Tensor:
     """The summed log-det as a ``(batch,)`` tensor (zeros with ``jac=False``), without host-device copies.
 
+    For float16/bfloat16 ``reference`` tensors (reverse calls on autocast outputs) the log-det is float32,
+    like :func:`sum_log_dets`' totals.
+
     Example:
         >>> import torch
         >>> per_sample_log_det(0.5, torch.zeros(3, 2), jac=True)
         tensor([0.5000, 0.5000, 0.5000])
     """
     batch = reference.shape[0]
-    if not jac:
-        return reference.new_zeros(batch)
-    if isinstance(log_det, Tensor) and log_det.shape == (batch,):
+    if isinstance(log_det, Tensor) and log_det.shape == (batch,) and jac:
         return log_det
-    total = reference.new_zeros(batch) + log_det
+    zeros = reference.new_zeros(batch, dtype=torch.float32 if reference.dtype in _LOW_PRECISION else None)
+    if not jac:
+        return zeros
+    total = zeros + log_det
     if total.shape != (batch,):
         raise ValueError(f"the summed log-det has shape {tuple(total.shape)}, expected ({batch},): "
                          "a module returned a log-det of the wrong shape (run with check_inputs=True to name it)")

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._coupling_tools import check_number
+from ._linalg import log_abs_det
 from ._state_dict_compat import Entries, register_layout_conversion, reshape_entries
 from .base import InvertibleModule, Shape
 from .permutations import single_input_shape
@@ -377,7 +378,7 @@ class InvAutoConv2D(_TransposeReverse):
         size = math.prod(self.dims_in[0])
         basis = torch.eye(size, dtype=weight.dtype, device=weight.device).reshape(size, *self.dims_in[0])
         dense = F.conv2d(basis, weight, padding=self.padding).reshape(size, -1)
-        return torch.linalg.slogdet(dense).logabsdet
+        return log_abs_det(dense)
 
     def _transform(self, x: Tensor, rev: bool) -> Tensor:
         if rev:

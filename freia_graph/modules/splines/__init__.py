@@ -24,6 +24,7 @@ from .._coupling_tools import (
     check_condition_dims,
     resolve_split_len,
 )
+from .._linalg import in_float32
 from ..base import InvertibleModule, Shape
 from ..permutations import single_input_shape
 
@@ -153,6 +154,7 @@ def clamp_to_domain(value: Tensor, grid: SplineGrid, rev: bool) -> Tensor:
     return value.clamp(grid.bottom, grid.top) if rev else value.clamp(grid.left, grid.right)
 
 
+@in_float32
 def rational_quadratic_spline(
     value: Tensor, raw: Tensor, grid: SplineGrid, rev: bool
 ) -> tuple[Tensor, Tensor]:
@@ -220,6 +222,7 @@ def rq_log_derivative(xi: Tensor, slope: Tensor, d_low: Tensor, d_high: Tensor, 
     return 2 * slope.log() + numerator.log() - 2 * (slope + curvature * xi_term).log()
 
 
+@in_float32
 def linear_spline(value: Tensor, raw: Tensor, grid: SplineGrid, rev: bool) -> tuple[Tensor, Tensor]:
     """Monotone piecewise-linear spline (Müller et al. 2019) with unit-slope tails, applied elementwise.
 
@@ -321,6 +324,7 @@ def freia_knots(raw: Tensor, binning: FreiaBinning) -> tuple[Tensor, Tensor, Ten
     return x_knots, y_knots, slope, bottom - slope * left
 
 
+@in_float32
 def freia_binned_spline(
     value: Tensor, raw: Tensor, binning: FreiaBinning, rev: bool, inner_derivatives: bool
 ) -> tuple[Tensor, Tensor]:
