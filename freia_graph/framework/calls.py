@@ -22,6 +22,7 @@ __all__ = [
     "check_tensors",
     "verified_answer",
     "CheckedModule",
+    "add_log_det",
     "sum_log_dets",
     "per_sample_log_det",
     "first_tensor",
@@ -271,31 +272,44 @@ def verified_answer(answer: Any, where: str, n_outputs: int, batch: int, jac: bo
     return tuple(outputs), log_det
 
 
-def sum_log_dets(log_dets: Sequence[Any]) -> Any:
-    """The total of the steps' log-dets, with as few tensor operations as possible.
+def add_log_det(total: Any, constant: Any, step_log_det: Any) -> tuple[Any, Any]:
+    """The running log-det totals ``(total, constant)`` with one step's log-det added.
 
-    Log-dets given as plain numbers (permutations, splits, volume-preserving blocks) are summed as
-    numbers and added to the tensors once, and the first tensor is taken as it is, so a graph launches
-    one addition per tensor log-det after the first, plus at most one. Under ``torch.autocast`` blocks may
-    return float16/bfloat16 log-dets: these are up-cast, so the total is accumulated in float32 and does
-    not lose precision block after block.
+    Tensors go into ``total`` as they come, so no step's log-det is held longer than in a plain loop;
+    plain numbers (a permutation's 0.0) go into ``constant``, so they launch no tensor operation, and are
+    added once at the end (``total + constant if constant else total``). Under ``torch.autocast`` blocks
+    may return float16/bfloat16 log-dets: these are up-cast, so the total is accumulated in float32 and
+    does not lose precision block after block.
+
+    Example:
+        >>> import torch
+        >>> total, constant = 0.0, 0.0
+        >>> for step in (0.5, torch.tensor([1.0, 2.0], dtype=torch.bfloat16), torch.tensor([1.0, 1.0])):
+        ...     total, constant = add_log_det(total, constant, step)
+        >>> total + constant
+        tensor([2.5000, 3.5000])
+    """
+    if not isinstance(step_log_det, Tensor):
+        return total, constant + step_log_det
+    if step_log_det.dtype in _LOW_PRECISION:  # a float32 0-dim total would not promote a bfloat16 vector
+        step_log_det = step_log_det.float()
+    if isinstance(total, Tensor):
+        return total + step_log_det, constant
+    return step_log_det, constant + total  # the first tensor is taken as it is
+
+
+def sum_log_dets(log_dets: Sequence[Any]) -> Any:
+    """The total of the steps' log-dets (see :func:`add_log_det`).
 
     Example:
         >>> import torch
         >>> sum_log_dets([0.0, torch.tensor([1.0, 2.0]), 0.5, torch.tensor([1.0, 1.0])])
         tensor([2.5000, 3.5000])
     """
-    total: Any = None
+    total: Any = 0.0
     constant: Any = 0.0
     for log_det in log_dets:
-        if isinstance(log_det, Tensor):
-            if log_det.dtype in _LOW_PRECISION:  # a float32 0-dim total would not promote a bfloat16 vector
-                log_det = log_det.float()
-            total = log_det if total is None else total + log_det
-        else:
-            constant = constant + log_det
-    if total is None:
-        return constant
+        total, constant = add_log_det(total, constant, log_det)
     return total + constant if constant else total
 
 

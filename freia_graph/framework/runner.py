@@ -46,7 +46,7 @@ from typing import Any
 from torch import Tensor
 
 from freia_graph.framework.call_form import CallForm, call_in_form
-from freia_graph.framework.calls import raised_by_checks
+from freia_graph.framework.calls import add_log_det, raised_by_checks
 from freia_graph.framework.plan import Plan, Step
 
 __all__ = ["PlanRunner", "interpret_plan"]
@@ -104,18 +104,14 @@ def _source(plan: Plan, return_all_slots: bool) -> tuple[str, dict[int, Step]]:
 
 
 def _add(answer: tuple[Any, Any], log_det: Any, constant: Any, jac: bool) -> tuple[Any, Any, Any]:
-    """A step's outputs, and the running totals with its log-det added.
-
-    Tensors are added as they come (memory stays that of a plain loop, however deep the graph), numbers
-    apart so that a permutation's 0.0 launches no tensor operation; with jac=False a module may return None.
-    A function rather than generated lines: compiling code costs about 10 µs a line.
-    """
+    """A step's outputs, and the running totals with its log-det added (``calls.add_log_det``); with
+    jac=False a module may return None. A function rather than generated lines: compiling code costs
+    about 10 µs a line."""
     outputs, step_log_det = answer
     if not jac:
         return outputs, log_det, constant
-    if isinstance(step_log_det, Tensor):
-        return outputs, log_det + step_log_det, constant
-    return outputs, log_det, constant + step_log_det
+    log_det, constant = add_log_det(log_det, constant, step_log_det)
+    return outputs, log_det, constant
 
 
 def interpret_plan(plan: Plan, modules: Sequence[Any], inputs: Sequence[Any], conditions: Sequence[Any],

@@ -13,6 +13,7 @@ from freia_graph.framework.call_form import CallForm, call_form
 from freia_graph.framework.calls import (
     CheckedModule,
     DtypeGuard,
+    add_log_det,
     as_tensor_list,
     check_finite_values,
     check_tensors,
@@ -255,7 +256,7 @@ class SequenceINN(Displayable, DtypeGuard, InvertibleModule):
             steps.reverse()
         values: tuple[Tensor, ...] = tuple(inputs)
         log_det: Any = 0.0
-        constant: Any = 0.0  # numbers apart, so that a permutation's 0.0 launches no tensor operation
+        constant: Any = 0.0
         try:
             for position, (module, cond, form) in steps:  # noqa: B007 - position names a failure below
                 condition = None if cond is None else [conditions[cond]]
@@ -265,12 +266,8 @@ class SequenceINN(Displayable, DtypeGuard, InvertibleModule):
                     values, step_log_det = module(values, c=condition, rev=backwards, jac=jac)
                 else:
                     values, step_log_det = module(values, rev=backwards, jac=jac)
-                if not jac:
-                    continue
-                if isinstance(step_log_det, Tensor):  # added as they come: memory stays that of a plain loop
-                    log_det = log_det + step_log_det
-                else:
-                    constant = constant + step_log_det
+                if jac:
+                    log_det, constant = add_log_det(log_det, constant, step_log_det)
         except Exception as error:
             if raised_by_checks(error):
                 raise
