@@ -269,20 +269,61 @@ def _backward_step(ctx: Any, step: Step, position: int, values: dict[int, Tensor
     """Rebuild the step's inputs (unless kept), recompute it with grad, and backpropagate through it."""
     region = ctx.region
     module = region.modules[step.module_index]
-    if not step.feed_forward and not all(slot in values for slot in step.inputs):
+    output_grads = [gradients.pop(slot, None) for slot in step.outputs]
+    wants_log_det = not step.feed_forward and log_det_grad is not None
+    wanted = wants_log_det or any(grad is not None for grad in output_grads)
+    rebuild = not step.feed_forward and not all(slot in values for slot in step.inputs)
+    if rebuild and wanted and _fast_backward(region, step, module, values, output_grads, log_det_grad, gradients,
+                                             parameter_grads):
+        return
+    if rebuild:
         conditions = None if step.conditions is None else [values[slot] for slot in step.conditions]
         with torch.no_grad():
             rebuilt, _ = _call(module, step, [values[slot] for slot in step.outputs], conditions,
                                not region.rev, False)
         for slot, value in zip(step.inputs, rebuilt):
             values.setdefault(slot, value)
-    output_grads = [gradients.pop(slot, None) for slot in step.outputs]
+    _drop_outputs(region, step, values)
+    if wanted:
+        _recompute(ctx, step, position, module, values, output_grads, log_det_grad if wants_log_det else None,
+                   gradients, parameter_grads)
+
+
+def _drop_outputs(region: _Region, step: Step, values: dict[int, Tensor]) -> None:
     for slot in step.outputs:
         if slot not in region.kept:
             values.pop(slot, None)
-    wants_log_det = not step.feed_forward and log_det_grad is not None
-    if all(grad is None for grad in output_grads) and not wants_log_det:
-        return
+
+
+def _fast_backward(region: _Region, step: Step, module: Any, values: dict[int, Tensor],
+                   output_grads: list[Tensor | None], log_det_grad: Tensor | None, gradients: dict[int, Tensor],
+                   parameter_grads: dict[int, Tensor]) -> bool:
+    """The module's own ``memory_saving_backward`` hook, where it has one and it accepts; False otherwise."""
+    hook = getattr(module, "memory_saving_backward", None)
+    if hook is None:
+        return False
+    conditions = None if step.conditions is None else [values[slot] for slot in step.conditions]
+    result = hook([values[slot] for slot in step.outputs], conditions, region.rev, output_grads, log_det_grad)
+    if result is None:
+        return False
+    inputs, input_grads, condition_grads, parameter_pairs = result
+    for slot, value, grad in zip(step.inputs, inputs, input_grads):
+        values.setdefault(slot, value)
+        _accumulate(gradients, slot, grad)
+    for slot, grad in zip(step.conditions or (), condition_grads):
+        _accumulate(gradients, slot, grad)
+    for parameter, grad in parameter_pairs:
+        _accumulate(parameter_grads, id(parameter), grad)
+    _drop_outputs(region, step, values)
+    return True
+
+
+def _recompute(ctx: Any, step: Step, position: int, module: Any, values: dict[int, Tensor],
+               output_grads: list[Tensor | None], log_det_grad: Tensor | None, gradients: dict[int, Tensor],
+               parameter_grads: dict[int, Tensor]) -> None:
+    """The generic path: recompute the step from its inputs under grad and backpropagate through it."""
+    region = ctx.region
+    wants_log_det = log_det_grad is not None
     read_slots = step.inputs + (step.conditions or ())
     leaves = [_leaf(values[slot]) for slot in read_slots]
     parameters = [p for p in module.parameters() if p.requires_grad]
