@@ -240,6 +240,7 @@ class MemorySavingRun(torch.autograd.Function):
             _accumulate(gradients, slot, grad)
         log_det_grad = grads[-1] if region.jac else None
         parameter_grads: dict[int, Tensor] = {}
+        early = {id(p): p for p in ctx.parameters if _accumulates_in_this_backward(p)}
         for position in reversed(range(len(plan.steps))):
             step = plan.steps[position]
             try:
@@ -247,11 +248,35 @@ class MemorySavingRun(torch.autograd.Function):
             except Exception as error:
                 _note(error, step, "recomputing")
                 raise
+            _deliver(parameter_grads, early)
         n_graph = ctx.n_inputs + ctx.n_conditions
         graph_slots = plan.input_slots + plan.condition_slots
         return (None, None, None, None,
                 *(gradients.get(slot) for slot in graph_slots[:n_graph]),
                 *(parameter_grads.get(id(p)) for p in ctx.parameters))
+
+
+def _accumulates_in_this_backward(parameter: Tensor) -> bool:
+    """Whether the running backward accumulates into ``parameter.grad`` (``.backward()``, not ``autograd.grad``)."""
+    will_execute = getattr(torch._C, "_will_engine_execute_node", None)
+    if will_execute is None:
+        return False
+    try:
+        return bool(will_execute(torch.autograd.graph.get_gradient_edge(parameter).node))
+    except RuntimeError:  # autograd.grad(): the gradients must be returned
+        return False
+
+
+def _deliver(parameter_grads: dict[int, Tensor], early: dict[int, Tensor]) -> None:
+    """Hand finished parameter gradients to autograd now rather than at the end of the region's backward.
+
+    Returning them from ``backward`` would hold a gradient-sized buffer for the whole region until its
+    backward ends, so peak memory would grow with depth; a nested backward into the parameters'
+    accumulators (their ``.grad`` and hooks, e.g. DDP's) frees each one as soon as its step is done.
+    """
+    ready = [key for key in parameter_grads if key in early]
+    if ready:
+        torch.autograd.backward([early[key] for key in ready], [parameter_grads.pop(key) for key in ready])
 
 
 def _accumulate(gradients: dict[Any, Tensor], key: Any, grad: Tensor | None) -> None:

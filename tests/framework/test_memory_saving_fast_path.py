@@ -186,3 +186,18 @@ def test_without_log_det_gradient():
         grads.extend([x0.grad] + [p.grad for p in inn.parameters()])
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_autograd_grad_returns_the_parameter_gradients():
+    """``.backward()`` hands parameter gradients over step by step; ``autograd.grad`` must still get them all."""
+    inn = _chain(Fm.GLOWCouplingBlock, True)
+    x, c = _data(True)
+    parameters = list(inn.parameters())
+    results = []
+    for mode in (False, True):
+        inn.memory_saving = mode
+        z, log_det = inn(x[0], c=c)
+        results.append(torch.autograd.grad(z.sin().sum() + log_det.sum(), parameters))
+        assert all(p.grad is None for p in parameters)
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
