@@ -9,6 +9,23 @@ inversion in float32). Its backward walks the steps in reverse: it rebuilds each
 the step (no grad), recomputes the step under ``enable_grad`` and backpropagates the outputs' gradients
 *and* the log-det's gradient to the step's inputs, conditions and parameters.
 
+Fast path: a module may offer ``memory_saving_backward(outputs, c, rev, output_grads, log_det_grad)``,
+returning ``(inputs, input_grads, condition_grads, [(parameter, grad), ...])`` (``inputs`` detached, a
+gradient None where it is zero), or None to decline. Where present and accepting, it replaces the generic
+inversion + recomputation: the coupling blocks (GLOW, RealNVP, GIN, NICE, one-sided and conditional
+affine) evaluate each subnet once there, since the conditioning half that the inversion and the
+recomputation feed it is the same, making a training step cost a no-grad forward plus a normal one. A
+hook must decline whenever it might not compute exactly what the module's ``forward`` does: the couplings
+decline for subclasses that override ``forward`` or any helper the hook relies on, for modules with
+forward hooks, and for a conditional block called without conditions (see
+``freia_graph.modules._coupling_tools.fast_backward_fits``). Steps whose inputs are kept (checkpoints,
+random steps) take the generic path.
+
+Parameter gradients: under ``.backward()`` each step's parameter gradients go to their accumulators (the
+``.grad`` and its hooks, e.g. DDP's) as soon as the step is done, through a nested backward; returned
+from the Function instead, they would be held until the whole region's backward ends, a gradient-sized
+buffer that grows with depth. Under ``torch.autograd.grad`` they are returned, as that call requires.
+
 Random numbers: the RNG state of the step's device is saved before each step and restored for its
 recomputation (as ``torch.utils.checkpoint`` does), but kept only for steps that drew random numbers, so a
 deterministic flow keeps nothing per step. A step that drew random numbers (dropout in a subnet, in
