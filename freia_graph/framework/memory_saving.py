@@ -245,6 +245,7 @@ class MemorySavingRun(torch.autograd.Function):
         ctx.kept_order, ctx.region, ctx.rng_states = kept_order, region, rng_states
         ctx.n_inputs, ctx.n_conditions, ctx.n_tensors = n_inputs, n_conditions, len(tensors)
         ctx.parameters = tensors[n_inputs + n_conditions:]
+        ctx.parameters_by_id = {id(p): p for p in ctx.parameters}
         ctx.device = device
         return (*(values[slot] for slot in plan.output_slots), log_det)
 
@@ -257,7 +258,7 @@ class MemorySavingRun(torch.autograd.Function):
             _accumulate(gradients, slot, grad)
         log_det_grad = grads[-1] if region.jac else None
         parameter_grads: dict[int, Tensor] = {}
-        early = {id(p): p for p in ctx.parameters if _accumulates_in_this_backward(p)}
+        early: dict[int, bool] = {}
         for position in reversed(range(len(plan.steps))):
             step = plan.steps[position]
             try:
@@ -265,7 +266,7 @@ class MemorySavingRun(torch.autograd.Function):
             except Exception as error:
                 _note(error, step, "recomputing")
                 raise
-            _deliver(parameter_grads, early)
+            _deliver(parameter_grads, ctx.parameters_by_id, early)
         n_graph = ctx.n_inputs + ctx.n_conditions
         graph_slots = plan.input_slots + plan.condition_slots
         return (None, None, None, None,
@@ -284,16 +285,26 @@ def _accumulates_in_this_backward(parameter: Tensor) -> bool:
         return False
 
 
-def _deliver(parameter_grads: dict[int, Tensor], early: dict[int, Tensor]) -> None:
-    """Hand finished parameter gradients to autograd now rather than at the end of the region's backward.
+#: pending parameter gradients above this many bytes are handed to autograd before the region's backward ends
+DELIVER_BYTES = 4 * 2**20
 
-    Returning them from ``backward`` would hold a gradient-sized buffer for the whole region until its
-    backward ends, so peak memory would grow with depth; a nested backward into the parameters'
-    accumulators (their ``.grad`` and hooks, e.g. DDP's) frees each one as soon as its step is done.
+
+def _deliver(parameter_grads: dict[int, Tensor], parameters: dict[int, Tensor], early: dict[int, bool]) -> None:
+    """Hand parameter gradients to autograd now, once they exceed :data:`DELIVER_BYTES`.
+
+    Returned from ``backward``, all of a region's parameter gradients would be held until its backward
+    ends, a gradient-sized buffer that grows with depth; a nested backward into the parameters'
+    accumulators (their ``.grad`` and its hooks, e.g. DDP's) frees them on the way. Each nested call costs
+    time, hence the threshold: peak memory grows by at most that much, not with depth.
     """
-    ready = [key for key in parameter_grads if key in early]
+    if sum(grad.nbytes for grad in parameter_grads.values()) < DELIVER_BYTES:
+        return
+    for key in parameter_grads:
+        if key not in early:
+            early[key] = _accumulates_in_this_backward(parameters[key])
+    ready = [key for key in parameter_grads if early[key]]
     if ready:
-        torch.autograd.backward([early[key] for key in ready], [parameter_grads.pop(key) for key in ready])
+        torch.autograd.backward([parameters[key] for key in ready], [parameter_grads.pop(key) for key in ready])
 
 
 def _accumulate(gradients: dict[Any, Tensor], key: Any, grad: Tensor | None) -> None:

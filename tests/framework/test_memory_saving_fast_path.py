@@ -201,3 +201,23 @@ def test_autograd_grad_returns_the_parameter_gradients():
         assert all(p.grad is None for p in parameters)
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("rev", [False, True])
+def test_parameter_gradients_handed_over_during_backward(monkeypatch, rev):
+    """With a zero threshold every step hands its parameter gradients to autograd at once: same result."""
+    import freia_graph.framework.memory_saving as memory_saving
+
+    delivered = []
+    original = memory_saving._accumulates_in_this_backward
+
+    def spy(parameter):
+        delivered.append(original(parameter))
+        return delivered[-1]
+
+    monkeypatch.setattr(memory_saving, "DELIVER_BYTES", 0)
+    monkeypatch.setattr(memory_saving, "_accumulates_in_this_backward", spy)
+    inn = _chain(Fm.RNVPCouplingBlock, True)
+    x, c = _data(True)
+    _assert_same_gradients(inn, x, c, rev=rev)
+    assert delivered and all(delivered)
