@@ -21,22 +21,11 @@ forward hooks, and for a conditional block called without conditions (see
 ``freia_graph.modules._coupling_tools.fast_backward_fits``). Steps whose inputs are kept (checkpoints,
 random steps) take the generic path.
 
-Parameter gradients: under ``.backward()`` each step's parameter gradients go to their accumulators (the
-``.grad`` and its hooks, e.g. DDP's) as soon as the step is done, through a nested backward; returned
-from the Function instead, they would be held until the whole region's backward ends, a gradient-sized
-buffer that grows with depth. Under ``torch.autograd.grad`` they are returned, as that call requires.
-
-Random numbers: the RNG state of the step's device is saved before each step and restored for its
-recomputation (as ``torch.utils.checkpoint`` does), but kept only for steps that drew random numbers, so a
-deterministic flow keeps nothing per step. A step that drew random numbers (dropout in a subnet, in
-training mode) is not exactly invertible, since its inverse would draw other numbers, so its inputs are
-kept too: such steps cost the memory of their inputs, as in a normal checkpoint. Stateful modules
-(BatchNorm running statistics inside subnets) are updated by the reverse pass and the recomputation
-too, as with ``torch.utils.checkpoint``.
-
-A nested GraphINN or SequenceINN is one step of its parent's region (recomputed whole in backward);
-give it ``memory_saving`` itself to save memory inside it. Under ``torch.compile`` a region runs eagerly
-(a graph break; ``fullgraph=True`` refuses it).
+Parameter gradients: under ``.backward()`` the steps' parameter gradients go to their accumulators (the
+``.grad`` and its hooks, e.g. DDP's) through a nested backward after each step (or, with
+:data:`DELIVER_BYTES` raised, once that many bytes are pending); returned from the Function instead, they
+would all be held until the region's backward ends, a gradient-sized buffer that grows with depth. Under
+``torch.autograd.grad`` they are returned, as that call requires.
 """
 
 from __future__ import annotations
@@ -51,7 +40,9 @@ from freia_graph.framework.call_form import CallForm
 from freia_graph.framework.calls import per_sample_log_det, sum_log_dets
 from freia_graph.framework.plan import Plan, Step
 
-__all__ = ["EAGER_REASON", "MemorySavingRun", "memory_saving_every", "check_exactly_invertible", "kept_slots"]
+__all__ = [
+    "DELIVER_BYTES", "EAGER_REASON", "MemorySavingRun", "memory_saving_every", "check_exactly_invertible", "kept_slots",
+]
 
 #: why torch.compile does not trace a memory-saving region (shown by fullgraph=True's refusal)
 EAGER_REASON = ("memory-saving backprop runs eagerly (an autograd.Function that rebuilds activations by "
@@ -285,19 +276,19 @@ def _accumulates_in_this_backward(parameter: Tensor) -> bool:
         return False
 
 
-#: pending parameter gradients above this many bytes are handed to autograd before the region's backward ends
-DELIVER_BYTES = 4 * 2**20
+#: pending parameter gradients of at least this many bytes are handed to autograd before the region's backward
+#: ends (0: after every step; a nested backward per step measured no slower than one per MiB)
+DELIVER_BYTES = 0
 
 
 def _deliver(parameter_grads: dict[int, Tensor], parameters: dict[int, Tensor], early: dict[int, bool]) -> None:
-    """Hand parameter gradients to autograd now, once they exceed :data:`DELIVER_BYTES`.
+    """Hand parameter gradients to autograd now, once they reach :data:`DELIVER_BYTES`.
 
     Returned from ``backward``, all of a region's parameter gradients would be held until its backward
     ends, a gradient-sized buffer that grows with depth; a nested backward into the parameters'
-    accumulators (their ``.grad`` and its hooks, e.g. DDP's) frees them on the way. Each nested call costs
-    time, hence the threshold: peak memory grows by at most that much, not with depth.
+    accumulators (their ``.grad`` and its hooks, e.g. DDP's) frees them on the way.
     """
-    if sum(grad.nbytes for grad in parameter_grads.values()) < DELIVER_BYTES:
+    if not parameter_grads or sum(grad.nbytes for grad in parameter_grads.values()) < DELIVER_BYTES:
         return
     for key in parameter_grads:
         if key not in early:

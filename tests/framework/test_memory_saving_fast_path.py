@@ -203,9 +203,10 @@ def test_autograd_grad_returns_the_parameter_gradients():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("threshold", [0, 1000])
 @pytest.mark.parametrize("rev", [False, True])
-def test_parameter_gradients_handed_over_during_backward(monkeypatch, rev):
-    """With a zero threshold every step hands its parameter gradients to autograd at once: same result."""
+def test_parameter_gradients_handed_over_during_backward(monkeypatch, rev, threshold):
+    """Every step hands its parameter gradients to autograd at once (also with a raised threshold): same result."""
     import freia_graph.framework.memory_saving as memory_saving
 
     delivered = []
@@ -215,7 +216,7 @@ def test_parameter_gradients_handed_over_during_backward(monkeypatch, rev):
         delivered.append(original(parameter))
         return delivered[-1]
 
-    monkeypatch.setattr(memory_saving, "DELIVER_BYTES", 0)
+    monkeypatch.setattr(memory_saving, "DELIVER_BYTES", threshold)
     monkeypatch.setattr(memory_saving, "_accumulates_in_this_backward", spy)
     inn = _chain(Fm.RNVPCouplingBlock, True)
     x, c = _data(True)
