@@ -5,7 +5,7 @@ storage counted once, via ``torch.autograd.graph.saved_tensors_hooks``). Peak me
 parameters and gradients during one training step, each configuration in a fresh subprocess: on CUDA
 ``torch.cuda.max_memory_allocated``; on CPU the process's resident-set high-water mark (``VmHWM``, reset
 to the current RSS just before the step through ``/proc/self/clear_refs``; where that is not allowed,
-``ru_maxrss``), with glibc's mmap threshold fixed at 64 KiB so that freed tensors leave the RSS. Times
+``ru_maxrss``), with glibc's mmap threshold fixed at 16 KiB so that freed tensors leave the RSS. Times
 are medians of interleaved repeats (the modes alternate within each repeat), in CPU time of this
 process on CPU (steadier than wall time on a shared machine) and wall time on CUDA. Run
 ``python benchmarks/bench_memory.py`` (``--device cuda`` on a GPU, ``--quick`` for a smoke run); about
@@ -161,7 +161,7 @@ def _in_subprocess(model_name: str, depth: int, memory_saving: bool | int, args:
                "--device", args.device, "--threads", str(args.threads)]
     # a fixed mmap threshold makes glibc return freed large blocks at once, so RSS tracks what torch holds
     # rather than the allocator's slack (its default threshold adapts upwards after frees)
-    environment = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    environment = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "16384"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
     if result.returncode:
         raise RuntimeError(f"worker {model_name} depth {depth} failed: {result.stderr.strip()[-500:]}")
