@@ -1,17 +1,30 @@
-"""Memory-saving backprop: activation memory, training-step time and gradient drift vs the normal mode.
+"""Memory-saving backprop: activation memory, peak memory, training-step time and gradient drift.
 
 Activation memory is the bytes of the tensors autograd saves for backward during one forward pass (each
-storage counted once, via ``torch.autograd.graph.saved_tensors_hooks``), plus on CUDA the peak allocation
-above parameters and gradients during a training step. Run ``python benchmarks/bench_memory.py``
-(``--device cuda`` on a GPU); it takes about two minutes on a loaded CPU.
+storage counted once, via ``torch.autograd.graph.saved_tensors_hooks``). Peak memory is the peak above
+parameters and gradients during one training step, each configuration in a fresh subprocess: on CUDA
+``torch.cuda.max_memory_allocated``; on CPU the process's resident-set high-water mark (``VmHWM``, reset
+to the current RSS just before the step through ``/proc/self/clear_refs``; where that is not allowed,
+``ru_maxrss``), with glibc's mmap threshold fixed at 16 KiB so that freed tensors leave the RSS. Times
+are medians of interleaved repeats (the modes alternate within each repeat), in CPU time of this
+process on CPU (steadier than wall time on a shared machine) and wall time on CUDA. Run
+``python benchmarks/bench_memory.py`` (``--device cuda`` on a GPU, ``--quick`` for a smoke run); about
+three minutes on a loaded 2-core CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import os
+import re
+import resource
+import statistics
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -21,10 +34,12 @@ import freia_graph.framework as Ff
 import freia_graph.modules as Fm
 from freia_graph.presets import multiscale_flow
 
-__all__ = ["vector_chain", "saved_bytes", "main"]
+__all__ = ["vector_chain", "image_graph", "saved_bytes", "main"]
 
 FREIA_HEAD = Path("/work/envs/freiahead/bin/python")
+PEERS = Path("/work/envs/peers/venv/bin/python")  # torch + zuko, normflows, nflows (not a project dependency)
 MIB = 2**20
+IMAGE_DIMS = (3, 32, 32)
 
 
 def _mlp(hidden: int):
@@ -48,8 +63,17 @@ def vector_chain(depth: int, width: int = 64, hidden: int = 256, memory_saving: 
     return inn
 
 
-def image_graph(depth: int, dims=(3, 16, 16), memory_saving: bool | int = False) -> Ff.GraphINN:
-    """A small Glow-like multi-scale graph (Haar squeeze, ActNorm, 1x1 conv permutation, split-off latents)."""
+def image_graph(depth: int, dims: tuple[int, ...] = IMAGE_DIMS, memory_saving: bool | int = False) -> Ff.GraphINN:
+    """A Glow-like multi-scale graph (Haar squeeze, ActNorm, learned 1x1 conv, split-off latents).
+
+    Two levels of ``depth // 2`` steps each (ActNorm, InvertibleConv1x1, GLOW coupling with a 3x3 conv
+    subnet of 32 hidden channels).
+
+    Example:
+        >>> flow = image_graph(2, dims=(3, 8, 8))
+        >>> [tuple(z.shape) for z in flow(torch.randn(1, 3, 8, 8))[0]]
+        [(1, 6, 4, 4), (1, 24, 2, 2)]
+    """
     flow = multiscale_flow(dims, levels=2, blocks_per_level=depth // 2, actnorm=True, permutation="learned",
                            subnet_constructor=lambda c_in, c_out: nn.Sequential(
                                nn.Conv2d(c_in, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, c_out, 3, padding=1)))
@@ -81,111 +105,194 @@ def saved_bytes(model: nn.Module, x: torch.Tensor) -> int:
     return sum(storages.values())
 
 
-def _peak_above_parameters(model: nn.Module, x: torch.Tensor) -> float | None:
-    if x.device.type != "cuda":
-        return None
-    model.zero_grad(set_to_none=False)
+MODELS: dict[str, tuple[str, Callable[[int], nn.Module], tuple[int, ...]]] = {
+    "vector": ("vector chain 64-d (GLOW + PermuteRandom, MLP 64->256->256), batch 256", vector_chain, (256, 64)),
+    "image": ("Glow-like 3x32x32 (Haar, ActNorm, learned 1x1 conv, GLOW, split-off latents), batch 16",
+              image_graph, (16, *IMAGE_DIMS)),
+}
+
+
+def _status_kib(field: str) -> int:
+    return int(re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
+
+
+def _reset_peak_rss() -> str:
+    """Reset the RSS high-water mark to the current RSS; the name of the counter that then holds the peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return "VmHWM"
+    except OSError:
+        return "ru_maxrss"
+
+
+def _peak_above_parameters(model: nn.Module, x: torch.Tensor) -> tuple[float, str]:
+    """Peak MiB above parameters and gradients during one training step, and how it was measured."""
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
-    torch.cuda.synchronize()
-    base = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    _loss(*model(x)).backward()
-    torch.cuda.synchronize()
-    return (torch.cuda.max_memory_allocated() - base) / MIB
-
-
-def _step_time(model: nn.Module, x: torch.Tensor, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        if x.device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        model.zero_grad(set_to_none=True)
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
         _loss(*model(x)).backward()
-        if x.device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / MIB, "torch.cuda.max_memory_allocated"
+    base = _status_kib("VmRSS")
+    counter = _reset_peak_rss()
+    _loss(*model(x)).backward()
+    peak = _status_kib("VmHWM") if counter == "VmHWM" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (peak - base) / 1024, f"{counter} - VmRSS before the step"
 
 
-def memory_rows(device: str) -> None:
-    print("\n## Activation memory (saved-tensor MiB; CUDA: peak MiB above params+grads)\n")
+def measure_one(model_name: str, depth: int, memory_saving: bool | int, device: str) -> dict:
+    """One configuration's saved-tensor MiB and peak MiB, measured in this (fresh) process."""
+    torch.manual_seed(0)
+    _, build, shape = MODELS[model_name]
+    model = build(depth).to(device)
+    x = torch.randn(shape, device=device)
+    with torch.no_grad():
+        model(x)  # ActNorm's initialisation
+    model.memory_saving = memory_saving
+    peak, how = _peak_above_parameters(model, x)
+    return {"saved": saved_bytes(model, x) / MIB, "peak": peak, "how": how}
+
+
+def _in_subprocess(model_name: str, depth: int, memory_saving: bool | int, args: argparse.Namespace) -> dict:
+    command = [sys.executable, __file__, "--worker", model_name, str(depth), json.dumps(memory_saving),
+               "--device", args.device, "--threads", str(args.threads)]
+    # a fixed mmap threshold makes glibc return freed large blocks at once, so RSS tracks what torch holds
+    # rather than the allocator's slack (its default threshold adapts upwards after frees)
+    environment = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "16384"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
+    if result.returncode:
+        raise RuntimeError(f"worker {model_name} depth {depth} failed: {result.stderr.strip()[-500:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def memory_rows(args: argparse.Namespace) -> None:
+    depths = (8, 32) if args.quick else (8, 32, 128)
+    print("\n## Activation memory: saved-tensor MiB and peak MiB above params+grads (fresh process each)\n")
     print("| model | depth | normal saved | memory-saving saved | normal peak | memory-saving peak |")
     print("|---|---|---|---|---|---|")
-    cases = [("vector chain 64-d, batch 256", vector_chain, torch.randn(256, 64)),
-             ("Glow-like 3x16x16, batch 16", image_graph, torch.randn(16, 3, 16, 16))]
-    for label, build, x in cases:
-        x = x.to(device)
-        for depth in (8, 32, 128):
-            torch.manual_seed(0)
-            model = build(depth).to(device)
-            with torch.no_grad():
-                model(x)  # ActNorm's initialisation
-            row = []
-            for mode in (False, True):
-                model.memory_saving = mode
-                row.append(saved_bytes(model, x) / MIB)
-            peaks = []
-            for mode in (False, True):
-                model.memory_saving = mode
-                peaks.append(_peak_above_parameters(model, x))
-            peak = [f"{p:.1f}" if p is not None else "n/a (CPU)" for p in peaks]
-            print(f"| {label} | {depth} | {row[0]:.1f} | {row[1]:.2f} | {peak[0]} | {peak[1]} |")
+    how = ""
+    for name, (label, _, _) in MODELS.items():
+        for depth in depths:
+            normal, saving = (_in_subprocess(name, depth, mode, args) for mode in (False, True))
+            how = normal["how"]
+            print(f"| {label} | {depth} | {normal['saved']:.1f} | {saving['saved']:.2f} | {normal['peak']:.1f} | "
+                  f"{saving['peak']:.1f} |")
+    print(f"\n(peak measured as {how})")
 
 
-def freia_rows() -> None:
-    if not FREIA_HEAD.exists():
-        print("\n(FrEIA HEAD venv not found; no comparison row)")
-        return
-    script = f"""
-import torch, FrEIA.framework as Ff, FrEIA.modules as Fm
-from torch import nn
+def _run_peer(python: Path, script: str, what: str) -> list[tuple[str, float]]:
+    result = subprocess.run([str(python), "-c", script], capture_output=True, text=True, timeout=300)
+    if result.returncode:
+        print(f"({what} failed: {result.stderr.strip().splitlines()[-1:]})")
+    return [(line.split()[0], float(line.split()[1])) for line in result.stdout.splitlines() if line.strip()]
+
+
+_SAVED_BYTES_SNIPPET = f"""
+def saved(run):
+    storages = {{}}
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes(); return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        run()
+    return sum(storages.values()) / {MIB}
 def sub(i, o):
     return nn.Sequential(nn.Linear(i, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, o))
-for depth in (8, 32, 128):
+"""
+
+
+def peer_rows(depths: tuple[int, ...]) -> None:
+    """Saved-tensor MiB of FrEIA HEAD and zuko on the same vector chain (both keep every activation)."""
+    rows: dict[str, list[tuple[str, float]]] = {}
+    if FREIA_HEAD.exists():
+        rows["FrEIA HEAD"] = _run_peer(FREIA_HEAD, f"""
+import torch, FrEIA.framework as Ff, FrEIA.modules as Fm
+from torch import nn
+{_SAVED_BYTES_SNIPPET}
+for depth in {depths}:
     torch.manual_seed(0)
     inn = Ff.SequenceINN(64)
     for k in range(depth):
         inn.append(Fm.GLOWCouplingBlock, subnet_constructor=sub, clamp=2.0)
         inn.append(Fm.PermuteRandom, seed=k)
-    storages = {{}}
-    def pack(t):
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes(); return t
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        inn(torch.randn(256, 64))
-    print(depth, sum(storages.values()) / {MIB})
-"""
-    result = subprocess.run([str(FREIA_HEAD), "-c", script], capture_output=True, text=True, timeout=120)
-    print("\n## FrEIA HEAD, same vector chain (saved-tensor MiB; it keeps every activation)\n")
-    print("| depth | FrEIA HEAD saved |\n|---|---|")
-    for line in result.stdout.split("\n"):
-        if line.strip():
-            depth, mib = line.split()
-            print(f"| {depth} | {float(mib):.1f} |")
-    if result.returncode:
-        print(f"(FrEIA HEAD failed: {result.stderr.strip().splitlines()[-1:]})")
+    x = torch.randn(256, 64)
+    print(depth, saved(lambda: inn(x)))
+""", "FrEIA HEAD")
+    else:
+        print(f"\n(FrEIA HEAD venv {FREIA_HEAD} not found: no FrEIA row)")
+    zuko_ok = PEERS.exists() and subprocess.run([str(PEERS), "-c", "import zuko"], capture_output=True).returncode == 0
+    if zuko_ok:
+        # zuko's closest equivalent: per block a permutation and two affine couplings on complementary halves
+        rows["zuko"] = _run_peer(PEERS, f"""
+import torch, zuko
+from torch import nn
+{_SAVED_BYTES_SNIPPET}
+for depth in {depths}:
+    torch.manual_seed(0)
+    mask = torch.arange(64) < 32
+    transforms = []
+    for k in range(depth):
+        order = torch.randperm(64, generator=torch.Generator().manual_seed(k))
+        transforms.append(zuko.lazy.UnconditionalTransform(zuko.transforms.PermutationTransform, order, buffer=True))
+        for m in (mask, ~mask):
+            transforms.append(zuko.flows.GeneralCouplingTransform(64, mask=m, hidden_features=(256, 256)))
+    base = zuko.lazy.UnconditionalDistribution(zuko.distributions.DiagNormal, torch.zeros(64), torch.ones(64),
+                                               buffer=True)
+    flow = zuko.lazy.Flow(transforms, base)
+    x = torch.randn(256, 64)
+    print(depth, saved(lambda: flow().log_prob(x)))
+""", "zuko")
+    else:
+        print(f"\n(zuko not available: {PEERS} missing or without zuko; no zuko row)")
+    if rows:
+        print("\n## Peers on the same vector chain, batch 256 (saved-tensor MiB; they keep every activation)\n")
+        print("| depth | " + " | ".join(rows) + " |")
+        print("|---" * (len(rows) + 1) + "|")
+        for index, depth in enumerate(depths):
+            cells = [f"{values[index][1]:.1f}" if index < len(values) else "n/a" for values in rows.values()]
+            print(f"| {depth} | " + " | ".join(cells) + " |")
 
 
-def time_rows(device: str, repeats: int) -> None:
-    print("\n## Training-step time (forward + backward, best of "
-          f"{repeats}; ratio memory-saving / normal)\n")
-    print("| model | depth | normal ms | memory_saving=True ms (ratio) | memory_saving=1 ms (ratio) |")
+def _clock(device: str) -> Callable[[], float]:
+    if device == "cuda":
+        def wall() -> float:
+            torch.cuda.synchronize()
+            return time.perf_counter()
+        return wall
+    return time.process_time
+
+
+def time_rows(device: str, repeats: int, every: int) -> None:
+    clock = "wall time" if device == "cuda" else "process CPU time"
+    print(f"\n## Training-step time (forward + backward; median of {repeats} interleaved repeats, {clock})\n")
+    print(f"| model | depth | normal ms | memory_saving=True ms (ratio) | memory_saving={every} ms (ratio) |")
     print("|---|---|---|---|---|")
+    now = _clock(device)
     for label, build, x, depth in (("vector chain, batch 128", vector_chain, torch.randn(128, 64), 16),
-                                   ("Glow-like 3x16x16, batch 8", image_graph, torch.randn(8, 3, 16, 16), 8)):
+                                   ("Glow-like 3x32x32, batch 16", image_graph, torch.randn(16, *IMAGE_DIMS), 8)):
         torch.manual_seed(0)
         x = x.to(device)
         model = build(depth).to(device)
         with torch.no_grad():
             model(x)
-        times = []
-        for mode in (False, True, 1):
-            model.memory_saving = mode
-            _step_time(model, x, 1)  # warm-up, and the first call's checks
-            times.append(_step_time(model, x, repeats) * 1e3)
-        print(f"| {label} | {depth} | {times[0]:.1f} | {times[1]:.1f} ({times[1] / times[0]:.2f}) | "
-              f"{times[2]:.1f} ({times[2] / times[0]:.2f}) |")
+        modes = (False, True, every)
+        models = [copy.deepcopy(model) for _ in modes]  # one per mode: switching modes re-plans
+        for mode, copy_ in zip(modes, models):
+            copy_.memory_saving = mode
+        times: list[list[float]] = [[] for _ in modes]
+        for repeat in range(repeats + 1):
+            order = range(len(modes)) if repeat % 2 else reversed(range(len(modes)))
+            for index in order:
+                models[index].zero_grad(set_to_none=True)
+                start = now()
+                _loss(*models[index](x)).backward()
+                if repeat:  # the first round is a warm-up (first-call checks)
+                    times[index].append(now() - start)
+        normal, saving, every_k = (statistics.median(t) * 1e3 for t in times)
+        print(f"| {label} | {depth} | {normal:.1f} | {saving:.1f} ({saving / normal:.2f}) | "
+              f"{every_k:.1f} ({every_k / normal:.2f}) |")
 
 
 def _gradients(model: nn.Module, x: torch.Tensor, mode: bool | int) -> torch.Tensor:
@@ -196,10 +303,10 @@ def _gradients(model: nn.Module, x: torch.Tensor, mode: bool | int) -> torch.Ten
     return torch.cat([x.grad.flatten()] + [p.grad.flatten() for p in model.parameters()])
 
 
-def drift_rows(device: str) -> None:
+def drift_rows(device: str, depths: tuple[int, ...]) -> None:
     print("\n## Gradient drift: max |g_saving - g_normal| / max |g_normal| over inputs and parameters\n")
     print("| depth | float64 | float32 | float32, memory_saving=16 |\n|---|---|---|---|")
-    for depth in (8, 32, 128, 512):
+    for depth in depths:
         torch.manual_seed(0)
         base = vector_chain(depth, width=16, hidden=32)
         with torch.no_grad():
@@ -219,16 +326,24 @@ def main() -> None:
     """Print the tables of benchmarks/RESULTS.md's memory-saving section."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--skip-freia", action="store_true")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--every", type=int, default=4, help="k of the memory_saving=k timing column")
+    parser.add_argument("--quick", action="store_true", help="depths 8 and 32 only, 3 repeats (a smoke run)")
+    parser.add_argument("--skip-peers", action="store_true", help="no FrEIA HEAD / zuko rows")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (1: steadier on a shared machine)")
+    parser.add_argument("--worker", nargs=3, metavar=("MODEL", "DEPTH", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    memory_rows(args.device)
-    if not args.skip_freia:
-        freia_rows()
-    time_rows(args.device, args.repeats)
-    drift_rows(args.device)
+    if args.worker:
+        model_name, depth, mode = args.worker
+        print(json.dumps(measure_one(model_name, int(depth), json.loads(mode), args.device)))
+        return
+    print(f"torch {torch.__version__}, {args.device}, {args.threads} thread(s)")
+    memory_rows(args)
+    if not args.skip_peers:
+        peer_rows((8, 32) if args.quick else (8, 32, 128))
+    time_rows(args.device, 3 if args.quick else args.repeats, args.every)
+    drift_rows(args.device, (8, 32) if args.quick else (8, 32, 128, 512))
 
 
 if __name__ == "__main__":

@@ -9,17 +9,23 @@ inversion in float32). Its backward walks the steps in reverse: it rebuilds each
 the step (no grad), recomputes the step under ``enable_grad`` and backpropagates the outputs' gradients
 *and* the log-det's gradient to the step's inputs, conditions and parameters.
 
-Random numbers: the RNG state of the step's device is saved before each step and restored for its
-recomputation (as ``torch.utils.checkpoint`` does), but kept only for steps that drew random numbers, so a
-deterministic flow keeps nothing per step. A step that drew random numbers (dropout in a subnet, in
-training mode) is not exactly invertible, since its inverse would draw other numbers, so its inputs are
-kept too: such steps cost the memory of their inputs, as in a normal checkpoint. Stateful modules
-(BatchNorm running statistics inside subnets) are updated by the reverse pass and the recomputation
-too, as with ``torch.utils.checkpoint``.
+Fast path: a module may offer ``memory_saving_backward(outputs, c, rev, output_grads, log_det_grad)``,
+returning ``(inputs, input_grads, condition_grads, [(parameter, grad), ...])`` (``inputs`` detached, a
+gradient None where it is zero), or None to decline. Where present and accepting, it replaces the generic
+inversion + recomputation: the coupling blocks (GLOW, RealNVP, GIN, NICE, one-sided and conditional
+affine) evaluate each subnet once there, since the conditioning half that the inversion and the
+recomputation feed it is the same, making a training step cost a no-grad forward plus a normal one. A
+hook must decline whenever it might not compute exactly what the module's ``forward`` does: the couplings
+decline for subclasses that override ``forward`` or any helper the hook relies on, for modules with
+forward hooks, and for a conditional block called without conditions (see
+``freia_graph.modules._coupling_tools.fast_backward_fits``). Steps whose inputs are kept (checkpoints,
+random steps) take the generic path.
 
-A nested GraphINN or SequenceINN is one step of its parent's region (recomputed whole in backward);
-give it ``memory_saving`` itself to save memory inside it. Under ``torch.compile`` a region runs eagerly
-(a graph break; ``fullgraph=True`` refuses it).
+Parameter gradients: under ``.backward()`` the steps' parameter gradients go to their accumulators (the
+``.grad`` and its hooks, e.g. DDP's) through a nested backward after each step (or, with
+:data:`DELIVER_BYTES` raised, once that many bytes are pending); returned from the Function instead, they
+would all be held until the region's backward ends, a gradient-sized buffer that grows with depth. Under
+``torch.autograd.grad`` they are returned, as that call requires.
 """
 
 from __future__ import annotations
@@ -34,7 +40,9 @@ from freia_graph.framework.call_form import CallForm
 from freia_graph.framework.calls import per_sample_log_det, sum_log_dets
 from freia_graph.framework.plan import Plan, Step
 
-__all__ = ["EAGER_REASON", "MemorySavingRun", "memory_saving_every", "check_exactly_invertible", "kept_slots"]
+__all__ = [
+    "DELIVER_BYTES", "EAGER_REASON", "MemorySavingRun", "memory_saving_every", "check_exactly_invertible", "kept_slots",
+]
 
 #: why torch.compile does not trace a memory-saving region (shown by fullgraph=True's refusal)
 EAGER_REASON = ("memory-saving backprop runs eagerly (an autograd.Function that rebuilds activations by "
@@ -228,6 +236,7 @@ class MemorySavingRun(torch.autograd.Function):
         ctx.kept_order, ctx.region, ctx.rng_states = kept_order, region, rng_states
         ctx.n_inputs, ctx.n_conditions, ctx.n_tensors = n_inputs, n_conditions, len(tensors)
         ctx.parameters = tensors[n_inputs + n_conditions:]
+        ctx.parameters_by_id = {id(p): p for p in ctx.parameters}
         ctx.device = device
         return (*(values[slot] for slot in plan.output_slots), log_det)
 
@@ -240,6 +249,7 @@ class MemorySavingRun(torch.autograd.Function):
             _accumulate(gradients, slot, grad)
         log_det_grad = grads[-1] if region.jac else None
         parameter_grads: dict[int, Tensor] = {}
+        early: dict[int, bool] = {}
         for position in reversed(range(len(plan.steps))):
             step = plan.steps[position]
             try:
@@ -247,11 +257,45 @@ class MemorySavingRun(torch.autograd.Function):
             except Exception as error:
                 _note(error, step, "recomputing")
                 raise
+            _deliver(parameter_grads, ctx.parameters_by_id, early)
         n_graph = ctx.n_inputs + ctx.n_conditions
         graph_slots = plan.input_slots + plan.condition_slots
         return (None, None, None, None,
                 *(gradients.get(slot) for slot in graph_slots[:n_graph]),
                 *(parameter_grads.get(id(p)) for p in ctx.parameters))
+
+
+def _accumulates_in_this_backward(parameter: Tensor) -> bool:
+    """Whether the running backward accumulates into ``parameter.grad`` (``.backward()``, not ``autograd.grad``)."""
+    will_execute = getattr(torch._C, "_will_engine_execute_node", None)
+    if will_execute is None:
+        return False
+    try:
+        return bool(will_execute(torch.autograd.graph.get_gradient_edge(parameter).node))
+    except RuntimeError:  # autograd.grad(): the gradients must be returned
+        return False
+
+
+#: pending parameter gradients of at least this many bytes are handed to autograd before the region's backward
+#: ends (0: after every step; a nested backward per step measured no slower than one per MiB)
+DELIVER_BYTES = 0
+
+
+def _deliver(parameter_grads: dict[int, Tensor], parameters: dict[int, Tensor], early: dict[int, bool]) -> None:
+    """Hand parameter gradients to autograd now, once they reach :data:`DELIVER_BYTES`.
+
+    Returned from ``backward``, all of a region's parameter gradients would be held until its backward
+    ends, a gradient-sized buffer that grows with depth; a nested backward into the parameters'
+    accumulators (their ``.grad`` and its hooks, e.g. DDP's) frees them on the way.
+    """
+    if not parameter_grads or sum(grad.nbytes for grad in parameter_grads.values()) < DELIVER_BYTES:
+        return
+    for key in parameter_grads:
+        if key not in early:
+            early[key] = _accumulates_in_this_backward(parameters[key])
+    ready = [key for key in parameter_grads if early[key]]
+    if ready:
+        torch.autograd.backward([parameters[key] for key in ready], [parameter_grads.pop(key) for key in ready])
 
 
 def _accumulate(gradients: dict[Any, Tensor], key: Any, grad: Tensor | None) -> None:
@@ -269,20 +313,61 @@ def _backward_step(ctx: Any, step: Step, position: int, values: dict[int, Tensor
     """Rebuild the step's inputs (unless kept), recompute it with grad, and backpropagate through it."""
     region = ctx.region
     module = region.modules[step.module_index]
-    if not step.feed_forward and not all(slot in values for slot in step.inputs):
+    output_grads = [gradients.pop(slot, None) for slot in step.outputs]
+    wants_log_det = not step.feed_forward and log_det_grad is not None
+    wanted = wants_log_det or any(grad is not None for grad in output_grads)
+    rebuild = not step.feed_forward and not all(slot in values for slot in step.inputs)
+    if rebuild and wanted and _fast_backward(region, step, module, values, output_grads, log_det_grad, gradients,
+                                             parameter_grads):
+        return
+    if rebuild:
         conditions = None if step.conditions is None else [values[slot] for slot in step.conditions]
         with torch.no_grad():
             rebuilt, _ = _call(module, step, [values[slot] for slot in step.outputs], conditions,
                                not region.rev, False)
         for slot, value in zip(step.inputs, rebuilt):
             values.setdefault(slot, value)
-    output_grads = [gradients.pop(slot, None) for slot in step.outputs]
+    _drop_outputs(region, step, values)
+    if wanted:
+        _recompute(ctx, step, position, module, values, output_grads, log_det_grad if wants_log_det else None,
+                   gradients, parameter_grads)
+
+
+def _drop_outputs(region: _Region, step: Step, values: dict[int, Tensor]) -> None:
     for slot in step.outputs:
         if slot not in region.kept:
             values.pop(slot, None)
-    wants_log_det = not step.feed_forward and log_det_grad is not None
-    if all(grad is None for grad in output_grads) and not wants_log_det:
-        return
+
+
+def _fast_backward(region: _Region, step: Step, module: Any, values: dict[int, Tensor],
+                   output_grads: list[Tensor | None], log_det_grad: Tensor | None, gradients: dict[int, Tensor],
+                   parameter_grads: dict[int, Tensor]) -> bool:
+    """The module's own ``memory_saving_backward`` hook, where it has one and it accepts; False otherwise."""
+    hook = getattr(module, "memory_saving_backward", None)
+    if hook is None:
+        return False
+    conditions = None if step.conditions is None else [values[slot] for slot in step.conditions]
+    result = hook([values[slot] for slot in step.outputs], conditions, region.rev, output_grads, log_det_grad)
+    if result is None:
+        return False
+    inputs, input_grads, condition_grads, parameter_pairs = result
+    for slot, value, grad in zip(step.inputs, inputs, input_grads):
+        values.setdefault(slot, value)
+        _accumulate(gradients, slot, grad)
+    for slot, grad in zip(step.conditions or (), condition_grads):
+        _accumulate(gradients, slot, grad)
+    for parameter, grad in parameter_pairs:
+        _accumulate(parameter_grads, id(parameter), grad)
+    _drop_outputs(region, step, values)
+    return True
+
+
+def _recompute(ctx: Any, step: Step, position: int, module: Any, values: dict[int, Tensor],
+               output_grads: list[Tensor | None], log_det_grad: Tensor | None, gradients: dict[int, Tensor],
+               parameter_grads: dict[int, Tensor]) -> None:
+    """The generic path: recompute the step from its inputs under grad and backpropagate through it."""
+    region = ctx.region
+    wants_log_det = log_det_grad is not None
     read_slots = step.inputs + (step.conditions or ())
     leaves = [_leaf(values[slot]) for slot in read_slots]
     parameters = [p for p in module.parameters() if p.requires_grad]

@@ -28,6 +28,7 @@ Differences from FrEIA (all blocks of this file):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -37,6 +38,8 @@ from ._coupling_tools import (
     append_condition,
     build_subnet,
     check_condition_dims,
+    coupling_stage_backward,
+    fast_backward_fits,
     resolve_clamp,
     resolve_split_len,
     scale_and_shift,
@@ -55,6 +58,15 @@ __all__ = [
 
 SubnetConstructor = Callable[..., nn.Module]
 ClampActivation = str | Callable[[Tensor], Tensor]
+FastBackward = tuple[list[Tensor], list[Tensor | None], list[Tensor | None], list[tuple[Tensor, Tensor | None]]]
+
+# What the memory-saving fast path re-derives the block's maths from: a subclass overriding any of
+# these (or forward) gets the generic path (see fast_backward_fits).
+_FAST_BACKWARD_METHODS = (
+    "forward", "memory_saving_backward", "_split", "_halves", "_join", "_subnet_input", "_stage_order",
+    "_stage_coefficients", "_coefficients1", "_coefficients2", "_transform", "_prepare", "_couple", "_invert",
+    "_log_scale", "_log_det", "_join_log_dets",
+)
 
 
 class _Coupling(InvertibleModule):
@@ -100,9 +112,110 @@ class _Coupling(InvertibleModule):
     def _subnet_input(self, u: Tensor, c: Sequence[Tensor] | None) -> Tensor:
         return append_condition(u, c, type(self).__name__) if self.conditional else u
 
+    def _halves(self, x: Tensor) -> tuple[Tensor, ...]:
+        return self._split(x)
+
+    def _join(self, halves: Sequence[Tensor]) -> Tensor:
+        return torch.cat(tuple(halves), 1)
+
+    def _stage_order(self, rev: bool) -> tuple[int, ...]:
+        """The halves transformed, in the order a call in direction ``rev`` transforms them."""
+        raise NotImplementedError
+
+    def _stage_coefficients(self, target: int, rev: bool) -> Callable[[Tensor | None, list[Tensor]], Any]:
+        """``(u, c) -> prepared coefficients`` for half ``target`` from the other half ``u`` and conditions."""
+        subnet = self._coefficients1 if target == 0 else self._coefficients2
+        return lambda u, c: self._prepare(subnet(self._subnet_input(u, c)), rev)
+
+    def _coefficients1(self, u2: Tensor) -> Any:
+        """The subnet output that transforms the first half, from the second (and the conditions)."""
+        raise NotImplementedError
+
+    def _coefficients2(self, u1: Tensor) -> Any:
+        """The subnet output that transforms the second half, from the first (and the conditions)."""
+        raise NotImplementedError
+
+    def _prepare(self, coefficients: Any, rev: bool) -> Any:
+        """What :meth:`_couple` needs from the subnet output in direction ``rev`` (e.g. the clamped log-scale)."""
+        return coefficients
+
+    def _couple(self, x: Tensor, prepared: Any, rev: bool, jac: bool) -> tuple[Tensor, Tensor | None]:
+        raise NotImplementedError
+
+    def _invert(self, prepared: Any) -> Any:
+        """Prepared coefficients of direction ``rev`` turned into those of ``not rev`` (no subnet call)."""
+        return prepared
+
+    def _transform(self, x: Tensor, coefficients: Any, rev: bool, jac: bool) -> tuple[Tensor, Tensor | None]:
+        return self._couple(x, self._prepare(coefficients, rev), rev, jac)
+
+    def memory_saving_backward(
+        self,
+        outputs: Sequence[Tensor],
+        c: Sequence[Tensor] | None,
+        rev: bool,
+        output_grads: Sequence[Tensor | None],
+        log_det_grad: Tensor | None,
+    ) -> FastBackward | None:
+        """Memory-saving backprop's fast path: rebuild the inputs and get every gradient from the outputs.
+
+        Each stage of the coupling (a half transformed from the other half and the conditions) is undone
+        last stage first with :func:`coupling_stage_backward`: its subnet runs once, with grad, and serves
+        both the inversion and the recomputation, where the generic path runs it twice.
+
+        Args:
+            outputs: the block's outputs (of a call in direction ``rev``).
+            c: the conditions, or None.
+            rev: the direction of the call being differentiated.
+            output_grads: the loss's gradient w.r.t. each output (None: zero).
+            log_det_grad: the gradient w.r.t. the per-sample log-det (None: the log-det is not used).
+
+        Returns:
+            ``(inputs, input_grads, condition_grads, [(parameter, grad), ...])`` with ``inputs`` detached,
+            or None where the fast path does not fit this block (a subclass overriding the maths, forward
+            hooks, missing conditions): the caller then takes the generic path.
+
+        Example:
+            >>> torch.manual_seed(0)
+            <torch._C.Generator object at ...>
+            >>> block = GLOWCouplingBlock([(4,)], subnet_constructor=lambda i, o: nn.Linear(i, o))
+            >>> x = torch.randn(3, 4)
+            >>> (y,), log_det = block([x])
+            >>> inputs, input_grads, _, parameter_grads = block.memory_saving_backward(
+            ...     [y.detach()], None, False, [torch.ones_like(y)], torch.ones(3))
+            >>> torch.allclose(inputs[0], x, atol=1e-6), input_grads[0].shape, len(parameter_grads)
+            (True, torch.Size([3, 4]), 4)
+        """
+        if not fast_backward_fits(self, _FAST_BACKWARD_METHODS) or self.conditional != bool(c):
+            return None
+        c = list(c or ())
+        halves = list(self._halves(outputs[0]))
+        grads = list(self._halves(output_grads[0])) if output_grads[0] is not None else [None] * len(halves)
+        parameters = [p for p in self.parameters() if p.requires_grad]
+        condition_grads: list[Tensor | None] = [None] * len(c)
+        parameter_grads: list[Tensor | None] = [None] * len(parameters)
+        for target in reversed(self._stage_order(rev)):
+            source = 1 - target if len(halves) == 2 else None
+            x, grad_x, grad_u, grads_c, grads_p = coupling_stage_backward(
+                self._stage_coefficients(target, rev), self._couple, self._invert, halves[target],
+                None if source is None else halves[source], c, rev, grads[target], log_det_grad, parameters)
+            halves[target], grads[target] = x, grad_x
+            if source is not None:
+                grads[source] = _add(grads[source], grad_u)
+            condition_grads = [_add(a, b) for a, b in zip(condition_grads, grads_c)]
+            parameter_grads = [_add(a, b) for a, b in zip(parameter_grads, grads_p)]
+        input_grad = self._join([torch.zeros_like(h) if g is None else g for h, g in zip(halves, grads)])
+        return [self._join(halves)], [input_grad], condition_grads, list(zip(parameters, parameter_grads))
+
     def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
         """The output has the input's shape."""
         return [single_input(normalize_shapes(input_dims), type(self).__name__)]
+
+
+def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    if a is None:
+        return b
+    return a if b is None else a + b
 
 
 class _AffineCoupling(_Coupling):
@@ -129,12 +242,24 @@ class _AffineCoupling(_Coupling):
     def _log_scale(self, raw_scale: Tensor, rev: bool) -> Tensor:
         return self._bounded(raw_scale) * (self._negative_clamp_factor if rev else self._clamp_factor)
 
-    def _affine(
-        self, x: Tensor, raw_scale: Tensor, shift: Tensor, rev: bool, jac: bool
-    ) -> tuple[Tensor, Tensor | None]:
-        log_scale = self._log_scale(raw_scale, rev)
-        y = scale_and_shift(x, log_scale, shift, rev)
-        return y, (log_scale.sum(self._sum_dims) if jac else None)
+    def _prepare(self, coefficients: tuple[Tensor, Tensor], rev: bool) -> tuple[Tensor, Tensor]:
+        raw_scale, shift = coefficients
+        return self._log_scale(raw_scale, rev), shift
+
+    def _couple(self, x: Tensor, prepared: tuple[Tensor, Tensor], rev: bool, jac: bool) -> tuple[Tensor, Tensor | None]:
+        log_scale, shift = prepared
+        return scale_and_shift(x, log_scale, shift, rev), (self._log_det(log_scale, x) if jac else None)
+
+    def _invert(self, prepared: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        # exact: the reverse log-scale is the forward one times the negated factor
+        log_scale, shift = prepared
+        return -log_scale, shift
+
+    def _log_det(self, log_scale: Tensor, x: Tensor) -> Tensor:
+        return log_scale.sum(self._sum_dims)
+
+    def _join_log_dets(self, log_det1: Tensor | None, log_det2: Tensor | None, y: Tensor, jac: bool) -> Tensor | None:
+        return log_det1 + log_det2 if jac else None
 
 
 class _TwoSidedCoupling(_Coupling):
@@ -149,21 +274,18 @@ class _TwoSidedCoupling(_Coupling):
     ) -> tuple[tuple[Tensor], Tensor | None]:
         x1, x2 = self._split(x_or_z[0])
         if rev:
-            y2, log_det2 = self._transform2(x2, self._subnet_input(x1, c), rev, jac)
-            y1, log_det1 = self._transform1(x1, self._subnet_input(y2, c), rev, jac)
+            y2, log_det2 = self._transform(x2, self._coefficients2(self._subnet_input(x1, c)), rev, jac)
+            y1, log_det1 = self._transform(x1, self._coefficients1(self._subnet_input(y2, c)), rev, jac)
         else:
-            y1, log_det1 = self._transform1(x1, self._subnet_input(x2, c), rev, jac)
-            y2, log_det2 = self._transform2(x2, self._subnet_input(y1, c), rev, jac)
-        return (torch.cat((y1, y2), 1),), (log_det1 + log_det2 if jac else None)
+            y1, log_det1 = self._transform(x1, self._coefficients1(self._subnet_input(x2, c)), rev, jac)
+            y2, log_det2 = self._transform(x2, self._coefficients2(self._subnet_input(y1, c)), rev, jac)
+        return (torch.cat((y1, y2), 1),), self._join_log_dets(log_det1, log_det2, y1, jac)
 
-    def _transform1(self, x1: Tensor, u2: Tensor, rev: bool, jac: bool) -> tuple[Tensor, Tensor | None]:
-        raise NotImplementedError
-
-    def _transform2(self, x2: Tensor, u1: Tensor, rev: bool, jac: bool) -> tuple[Tensor, Tensor | None]:
-        raise NotImplementedError
+    def _stage_order(self, rev: bool) -> tuple[int, ...]:
+        return (1, 0) if rev else (0, 1)
 
 
-class NICECouplingBlock(_Coupling):
+class NICECouplingBlock(_TwoSidedCoupling):
     r"""Additive coupling of NICE (Dinh et al., 2014, "NICE: Non-linear Independent Components Estimation").
 
     With the input split along the channels into :math:`x_1, x_2`:
@@ -202,23 +324,20 @@ class NICECouplingBlock(_Coupling):
         self.F = self._subnet(subnet_constructor, self.split_len2 + self.condition_length, self.split_len1)
         self.G = self._subnet(subnet_constructor, self.split_len1 + self.condition_length, self.split_len2)
 
-    def forward(
-        self,
-        x_or_z: Sequence[Tensor],
-        c: Sequence[Tensor] | None = None,
-        rev: bool = False,
-        jac: bool = True,
-    ) -> tuple[tuple[Tensor], Tensor | None]:
-        # Written out rather than through _TwoSidedCoupling's per-half hooks: additive halves need no
-        # per-half log-dets, so the call makes one zero instead of two zeros and their sum.
-        x1, x2 = self._split(x_or_z[0])
-        if rev:
-            y2 = x2 - self.G(self._subnet_input(x1, c))
-            y1 = x1 - self.F(self._subnet_input(y2, c))
-        else:
-            y1 = x1 + self.F(self._subnet_input(x2, c))
-            y2 = x2 + self.G(self._subnet_input(y1, c))
-        return (torch.cat((y1, y2), 1),), (y1.new_zeros(()) if jac else None)
+    _memory_saving_vetted = True
+
+    def _coefficients1(self, u2: Tensor) -> Tensor:
+        return self.F(u2)
+
+    def _coefficients2(self, u1: Tensor) -> Tensor:
+        return self.G(u1)
+
+    def _couple(self, x: Tensor, shift: Tensor, rev: bool, jac: bool) -> tuple[Tensor, None]:
+        # additive halves have no per-half log-det: the call makes one zero (below), not two and a sum
+        return (x - shift if rev else x + shift), None
+
+    def _join_log_dets(self, log_det1: Tensor | None, log_det2: Tensor | None, y: Tensor, jac: bool) -> Tensor | None:
+        return y.new_zeros(()) if jac else None
 
 
 class RNVPCouplingBlock(_TwoSidedCoupling, _AffineCoupling):
@@ -277,11 +396,13 @@ class RNVPCouplingBlock(_TwoSidedCoupling, _AffineCoupling):
         self.subnet_s2 = self._subnet(subnet_constructor, in2, self.split_len1)
         self.subnet_t2 = self._subnet(subnet_constructor, in2, self.split_len1)
 
-    def _transform1(self, x1: Tensor, u2: Tensor, rev: bool, jac: bool) -> tuple[Tensor, Tensor | None]:
-        return self._affine(x1, self.subnet_s2(u2), self.subnet_t2(u2), rev, jac)
+    _memory_saving_vetted = True
 
-    def _transform2(self, x2: Tensor, u1: Tensor, rev: bool, jac: bool) -> tuple[Tensor, Tensor | None]:
-        return self._affine(x2, self.subnet_s1(u1), self.subnet_t1(u1), rev, jac)
+    def _coefficients1(self, u2: Tensor) -> tuple[Tensor, Tensor]:
+        return self.subnet_s2(u2), self.subnet_t2(u2)
+
+    def _coefficients2(self, u1: Tensor) -> tuple[Tensor, Tensor]:
+        return self.subnet_s1(u1), self.subnet_t1(u1)
 
 
 class GLOWCouplingBlock(_TwoSidedCoupling, _AffineCoupling):
@@ -340,13 +461,13 @@ class GLOWCouplingBlock(_TwoSidedCoupling, _AffineCoupling):
         self.subnet1 = self._subnet(subnet_constructor, in1, 2 * self.split_len2)
         self.subnet2 = self._subnet(subnet_constructor, in2, 2 * self.split_len1)
 
-    def _transform1(self, x1: Tensor, u2: Tensor, rev: bool, jac: bool) -> tuple[Tensor, Tensor | None]:
-        raw_scale, shift = self.subnet2(u2).chunk(2, 1)
-        return self._affine(x1, raw_scale, shift, rev, jac)
+    _memory_saving_vetted = True
 
-    def _transform2(self, x2: Tensor, u1: Tensor, rev: bool, jac: bool) -> tuple[Tensor, Tensor | None]:
-        raw_scale, shift = self.subnet1(u1).chunk(2, 1)
-        return self._affine(x2, raw_scale, shift, rev, jac)
+    def _coefficients1(self, u2: Tensor) -> tuple[Tensor, ...]:
+        return self.subnet2(u2).chunk(2, 1)
+
+    def _coefficients2(self, u1: Tensor) -> tuple[Tensor, ...]:
+        return self.subnet1(u1).chunk(2, 1)
 
 
 class GINCouplingBlock(GLOWCouplingBlock):
@@ -377,15 +498,14 @@ class GINCouplingBlock(GLOWCouplingBlock):
         (torch.Size([4, 6]), 0.0)
     """
 
+    _memory_saving_vetted = True
+
     def _log_scale(self, raw_scale: Tensor, rev: bool) -> Tensor:
         log_scale = super()._log_scale(raw_scale, rev)
         return log_scale - log_scale.mean(1, keepdim=True)
 
-    def _affine(
-        self, x: Tensor, raw_scale: Tensor, shift: Tensor, rev: bool, jac: bool
-    ) -> tuple[Tensor, Tensor | None]:
-        y, _ = super()._affine(x, raw_scale, shift, rev, jac=False)
-        return y, (x.new_zeros(()) if jac else None)
+    def _log_det(self, log_scale: Tensor, x: Tensor) -> Tensor:
+        return x.new_zeros(())
 
 
 class AffineCouplingOneSided(_AffineCoupling):
@@ -444,9 +564,16 @@ class AffineCouplingOneSided(_AffineCoupling):
         jac: bool = True,
     ) -> tuple[tuple[Tensor], Tensor | None]:
         x1, x2 = self._split(x_or_z[0])
-        raw_scale, shift = self.subnet(self._subnet_input(x1, c)).chunk(2, 1)
-        y2, log_det = self._affine(x2, raw_scale, shift, rev, jac)
+        y2, log_det = self._transform(x2, self._coefficients2(self._subnet_input(x1, c)), rev, jac)
         return (torch.cat((x1, y2), 1),), log_det
+
+    _memory_saving_vetted = True
+
+    def _coefficients2(self, u1: Tensor) -> tuple[Tensor, ...]:
+        return self.subnet(u1).chunk(2, 1)
+
+    def _stage_order(self, rev: bool) -> tuple[int, ...]:
+        return (1,)
 
 
 class ConditionalAffineTransform(_AffineCoupling):
@@ -507,7 +634,23 @@ class ConditionalAffineTransform(_AffineCoupling):
     ) -> tuple[tuple[Tensor], Tensor | None]:
         if not c:
             raise ValueError("ConditionalAffineTransform was called without conditions c")
-        condition = c[0] if len(c) == 1 else torch.cat(tuple(c), 1)
-        raw_scale, shift = self.subnet(condition).chunk(2, 1)
-        y, log_det = self._affine(x_or_z[0], raw_scale, shift, rev, jac)
+        y, log_det = self._transform(x_or_z[0], self._coefficients1(self._subnet_input(None, c)), rev, jac)
         return (y,), log_det
+
+    _memory_saving_vetted = True
+
+    def _subnet_input(self, u: Tensor | None, c: Sequence[Tensor] | None) -> Tensor:
+        # the condition alone: the whole input is transformed, no half conditions the other
+        return c[0] if len(c) == 1 else torch.cat(tuple(c), 1)
+
+    def _coefficients1(self, u: Tensor) -> tuple[Tensor, ...]:
+        return self.subnet(u).chunk(2, 1)
+
+    def _halves(self, x: Tensor) -> tuple[Tensor, ...]:
+        return (x,)
+
+    def _join(self, halves: Sequence[Tensor]) -> Tensor:
+        return halves[0]
+
+    def _stage_order(self, rev: bool) -> tuple[int, ...]:
+        return (0,)
