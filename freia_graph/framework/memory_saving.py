@@ -238,6 +238,9 @@ class MemorySavingRun(torch.autograd.Function):
         ctx.parameters = tensors[n_inputs + n_conditions:]
         ctx.parameters_by_id = {id(p): p for p in ctx.parameters}
         ctx.device = device
+        # backward recomputes the steps as forward ran them: under autocast if it was on (the engine does
+        # not carry it into backward), so rebuilt activations use the very coefficients forward used
+        ctx.autocast = (torch.is_autocast_enabled(device.type), torch.get_autocast_dtype(device.type))
         return (*(values[slot] for slot in plan.output_slots), log_det)
 
     @staticmethod
@@ -250,10 +253,12 @@ class MemorySavingRun(torch.autograd.Function):
         log_det_grad = grads[-1] if region.jac else None
         parameter_grads: dict[int, Tensor] = {}
         early: dict[int, bool] = {}
+        autocast_enabled, autocast_dtype = ctx.autocast
         for position in reversed(range(len(plan.steps))):
             step = plan.steps[position]
             try:
-                _backward_step(ctx, step, position, values, gradients, log_det_grad, parameter_grads)
+                with torch.autocast(ctx.device.type, dtype=autocast_dtype, enabled=autocast_enabled):
+                    _backward_step(ctx, step, position, values, gradients, log_det_grad, parameter_grads)
             except Exception as error:
                 _note(error, step, "recomputing")
                 raise

@@ -148,16 +148,19 @@ def append_condition(u: Tensor, c: Sequence[Tensor] | None, block: str) -> Tenso
 def scale_and_shift(x: Tensor, log_scale: Tensor, shift: Tensor, rev: bool) -> Tensor:
     """``x * exp(log_scale) + shift``, or with ``rev`` its inverse ``(x - shift) * exp(log_scale)``.
 
-    In reverse the caller passes the already negated log-scale.
+    In reverse the caller passes the already negated log-scale. The scale is computed in ``x``'s precision:
+    under ``torch.autocast`` a subnet returns half-precision coefficients, and ``exp`` of a half-precision
+    log-scale, rounded, would make the reverse undo the forward only to half precision.
 
     Example:
         >>> x = torch.tensor([1.0, 2.0])
         >>> scale_and_shift(x, torch.zeros(2), torch.ones(2), rev=False).tolist()
         [2.0, 3.0]
     """
+    scale = torch.exp(log_scale.to(x.dtype))
     if rev:
-        return (x - shift) * torch.exp(log_scale)
-    return torch.addcmul(shift, x, torch.exp(log_scale))
+        return (x - shift) * scale
+    return torch.addcmul(shift, x, scale)
 
 
 def _last_layer_with_parameters(subnet: nn.Module) -> nn.Module | None:

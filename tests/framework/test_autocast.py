@@ -76,7 +76,11 @@ def test_memory_saving_gradients_under_autocast():
             loss = (0.5 * z.float().square().sum(dim=1) - log_det).mean()
         loss.backward()
         gradients.append(torch.cat([p.grad.flatten() for p in inn.parameters()]))
-    assert gradients[1].dtype == torch.float32 and close(gradients[1], gradients[0])
+    assert gradients[1].dtype == torch.float32
+    # backward recomputes under autocast too, and couplings scale in float32, so inversion rebuilds the
+    # activations exactly: the modes agree to float32 round-off (recomputing in float32 instead, or
+    # scaling in bfloat16, differs by ~3e-2 of scale)
+    torch.testing.assert_close(gradients[1], gradients[0], rtol=1e-5, atol=1e-6 * gradients[0].abs().max().item())
 
 
 def test_reverse_of_bfloat16_outputs_with_float32_conditions():
