@@ -30,7 +30,8 @@ would all be held until the region's backward ends, a gradient-sized buffer that
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -41,12 +42,41 @@ from freia_graph.framework.calls import per_sample_log_det, sum_log_dets
 from freia_graph.framework.plan import Plan, Step
 
 __all__ = [
-    "DELIVER_BYTES", "EAGER_REASON", "MemorySavingRun", "memory_saving_every", "check_exactly_invertible", "kept_slots",
+    "DELIVER_BYTES", "EAGER_REASON", "eager_under_compile", "MemorySavingRun", "memory_saving_every",
+    "check_exactly_invertible", "kept_slots",
 ]
 
 #: why torch.compile does not trace a memory-saving region (shown by fullgraph=True's refusal)
 EAGER_REASON = ("memory-saving backprop runs eagerly (an autograd.Function that rebuilds activations by "
                 "inversion); compile with fullgraph=False, or set memory_saving=False")
+
+
+def eager_under_compile(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a method so that ``torch.compile`` runs it eagerly (a graph break that ``fullgraph=True``
+    refuses, giving :data:`EAGER_REASON`).
+
+    Like ``torch.compiler.disable(reason=EAGER_REASON)``, but it imports ``torch._dynamo`` only when a call
+    is traced (importing it costs about a second, on every ``import freia_graph`` otherwise).
+
+    Example:
+        >>> class Model:
+        ...     @eager_under_compile
+        ...     def run(self, x):
+        ...         return x + 1
+        >>> Model().run(1)
+        2
+    """
+    disabled: list[Callable[..., Any]] = []
+
+    @functools.wraps(method)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if not torch.compiler.is_compiling():
+            return method(*args, **kwargs)
+        if not disabled:
+            disabled.append(torch.compiler.disable(method, reason=EAGER_REASON))
+        return disabled[0](*args, **kwargs)
+
+    return run
 
 
 def memory_saving_every(memory_saving: bool | int) -> int:

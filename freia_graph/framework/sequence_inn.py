@@ -23,9 +23,9 @@ from freia_graph.framework.calls import (
 )
 from freia_graph.framework.display import Displayable
 from freia_graph.framework.memory_saving import (
-    EAGER_REASON,
     MemorySavingRun,
     check_exactly_invertible,
+    eager_under_compile,
     kept_slots,
     memory_saving_every,
 )
@@ -280,7 +280,7 @@ class SequenceINN(Displayable, DtypeGuard, InvertibleModule):
         log_det = per_sample_log_det(log_det + constant if constant else log_det, inputs[0], jac)
         return (tuple(values) if self.force_tuple_output else values[0]), log_det
 
-    @torch.compiler.disable(reason=EAGER_REASON)
+    @eager_under_compile
     def _run_memory_saving(self, forward_modules: tuple, inputs: list[Tensor], conditions: list[Tensor],
                            backwards: bool, jac: bool, verify: bool) -> tuple[Any, Tensor]:
         """Run the chain through MemorySavingRun (see ``memory_saving.py``); eager under torch.compile."""

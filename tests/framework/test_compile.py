@@ -137,3 +137,14 @@ def test_compiled_sampling_and_density_compile_once_and_match_eager():
         torch.testing.assert_close(x_log_prob, expected_log_prob)
         torch.testing.assert_close(log_prob(x, c.expand(count, 3)), expected_log_prob, rtol=1e-4, atol=1e-4)
     assert backend.compilations == 2  # one per function, none for the new count
+
+
+def test_importing_the_library_does_not_import_dynamo():
+    """torch._dynamo costs about a second to import: only compiling (or a traced call) may load it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, freia_graph, freia_graph.framework, freia_graph.modules, freia_graph.distributions, "
+            "freia_graph.presets; print('torch._dynamo' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

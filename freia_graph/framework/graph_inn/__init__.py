@@ -21,9 +21,9 @@ from freia_graph.framework.calls import (
 from freia_graph.framework.display import Displayable
 from freia_graph.framework.graph import build_graph, forward_order, garbage_collector_paused, reverse_order
 from freia_graph.framework.memory_saving import (
-    EAGER_REASON,
     MemorySavingRun,
     check_exactly_invertible,
+    eager_under_compile,
     kept_slots,
     memory_saving_every,
 )
@@ -313,7 +313,7 @@ class GraphINN(Displayable, DtypeGuard, InvertibleModule):
             values = promoted
         return values[:len(inputs)], values[len(inputs):]
 
-    @torch.compiler.disable(reason=EAGER_REASON)
+    @eager_under_compile
     def _run_memory_saving(self, inputs: list[Tensor], conditions: list[Tensor], rev: bool, jac: bool) -> tuple:
         """Run the plan through MemorySavingRun (see ``memory_saving.py``); eager under torch.compile."""
         if rev not in self._memory_plans:
