@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._coupling_tools import single_input
+from ._coupling_tools import fast_backward_fits, single_input
 from ._state_dict_compat import Entries, register_layout_conversion, reshape_entries
 from .base import InvertibleModule, Shape
 
@@ -98,6 +98,8 @@ class PermuteRandom(InvertibleModule):
         self.register_buffer("perm", perm)
         self.register_buffer("perm_inv", torch.argsort(perm))
 
+    _memory_saving_vetted = True
+
     def forward(
         self,
         x_or_z: Sequence[Tensor],
@@ -107,6 +109,33 @@ class PermuteRandom(InvertibleModule):
     ) -> tuple[tuple[Tensor, ...], float]:
         index = self.perm_inv if rev else self.perm
         return (x_or_z[0].index_select(1, index),), 0.0
+
+    def memory_saving_backward(
+        self,
+        outputs: Sequence[Tensor],
+        c: Sequence[Tensor] | None,
+        rev: bool,
+        output_grads: Sequence[Tensor | None],
+        log_det_grad: Tensor | None,
+    ) -> tuple[list[Tensor], list[Tensor | None], list, list] | None:
+        """Memory-saving backprop's fast path: the input and its gradient are the output and its gradient
+        permuted back (no recomputation, no autograd call; the log-det is constant). See
+        ``GLOWCouplingBlock.memory_saving_backward`` for the protocol; None (the generic path) for a subclass
+        that changes ``forward``.
+
+        Example:
+            >>> block = PermuteRandom([(3,)], seed=0)
+            >>> x = torch.randn(2, 3)
+            >>> (y,), _ = block([x])
+            >>> (x_back,), (grad_x,), _, _ = block.memory_saving_backward([y], None, False, [torch.ones(2, 3)], None)
+            >>> torch.equal(x_back, x), grad_x.shape
+            (True, torch.Size([2, 3]))
+        """
+        if not fast_backward_fits(self, ("forward", "memory_saving_backward")):
+            return None
+        undo = self.perm if rev else self.perm_inv
+        grad = output_grads[0]
+        return [outputs[0].index_select(1, undo)], [None if grad is None else grad.index_select(1, undo)], [], []
 
     def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
         """The shapes are unchanged."""

@@ -222,3 +222,42 @@ def test_parameter_gradients_handed_over_during_backward(monkeypatch, rev, thres
     x, c = _data(True)
     _assert_same_gradients(inn, x, c, rev=rev)
     assert delivered and all(delivered)
+
+
+@pytest.mark.parametrize("rev", [False, True])
+def test_permutation_is_undone_by_indexing(monkeypatch, rev):
+    """PermuteRandom's hook permutes values and gradients back; the gradients equal the normal mode's."""
+    calls = []
+    hook = Fm.PermuteRandom.memory_saving_backward
+
+    def counting(self, *args):
+        result = hook(self, *args)
+        calls.append(result is not None)
+        return result
+
+    monkeypatch.setattr(Fm.PermuteRandom, "memory_saving_backward", counting)
+    inn = _chain(Fm.GLOWCouplingBlock, conditioned=False)
+    x, _ = _data(conditioned=False)
+    if rev:
+        with torch.no_grad():
+            x = [inn(x[0])[0]]
+    _assert_same_gradients(inn, x, [], rev=rev)
+    assert calls and all(calls)
+
+
+class ShiftedPermutation(Fm.PermuteRandom):
+    def forward(self, x_or_z, c=None, rev=False, jac=True):
+        (y,), log_det = super().forward(x_or_z, c, rev, jac)
+        return ((y - 1.0 if rev else y + 1.0),), log_det
+
+
+def test_permutation_subclass_changing_forward_gets_the_generic_path():
+    torch.manual_seed(0)
+    inn = Ff.SequenceINN(WIDTH)
+    inn.append(Fm.GLOWCouplingBlock, subnet_constructor=CountingSubnet)
+    inn.append(ShiftedPermutation, seed=1)
+    inn.append(Fm.GLOWCouplingBlock, subnet_constructor=CountingSubnet)
+    inn = inn.double()
+    perturb_parameters(inn, scale=0.3, seed=2)
+    assert inn.module_list[1].memory_saving_backward([torch.zeros(1, WIDTH)], None, False, [None], None) is None
+    _assert_same_gradients(inn, _data(conditioned=False)[0], [])
