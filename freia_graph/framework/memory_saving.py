@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from freia_graph.framework.call_form import CallForm
+from freia_graph.framework.call_form import call_in_form
 from freia_graph.framework.calls import per_sample_log_det, sum_log_dets
 from freia_graph.framework.plan import Plan, Step
 
@@ -151,15 +151,6 @@ def kept_slots(plan: Plan, every: int) -> frozenset[int]:
     return frozenset(kept)
 
 
-def _call(module: Any, step: Step, inputs: list[Tensor], conditions: list[Tensor] | None, rev: bool,
-          jac: bool) -> tuple[tuple[Tensor, ...], Any]:
-    if step.call is CallForm.POSITIONAL:
-        return module(inputs, conditions, rev, jac)
-    if step.call is CallForm.KEYWORD:
-        return module(inputs, c=conditions, rev=rev, jac=jac)
-    return module(inputs, rev=rev, jac=jac)
-
-
 def _feed_forward(module: Any, inputs: list[Tensor]) -> tuple[Tensor, ...]:
     result = module(*inputs)
     return (result,) if isinstance(result, Tensor) else tuple(result)
@@ -248,7 +239,7 @@ class MemorySavingRun(torch.autograd.Function):
                 else:
                     conditions = None if step.conditions is None else [values[slot] for slot in step.conditions]
                     state = _rng_state(device)
-                    outputs, log_det = _call(module, step, inputs, conditions, region.rev, region.jac)
+                    outputs, log_det = call_in_form(step.call, module, inputs, conditions, region.rev, region.jac)
                     if not torch.equal(state, _rng_state(device)):  # drew random numbers: not invertible
                         rng_states[position] = state  # as drawn, for the recomputation
                         random_inputs.update(step.inputs)
@@ -358,7 +349,7 @@ def _backward_step(ctx: Any, step: Step, position: int, values: dict[int, Tensor
     if rebuild:
         conditions = None if step.conditions is None else [values[slot] for slot in step.conditions]
         with torch.no_grad():
-            rebuilt, _ = _call(module, step, [values[slot] for slot in step.outputs], conditions,
+            rebuilt, _ = call_in_form(step.call, module, [values[slot] for slot in step.outputs], conditions,
                                not region.rev, False)
         for slot, value in zip(step.inputs, rebuilt):
             values.setdefault(slot, value)
@@ -415,7 +406,7 @@ def _recompute(ctx: Any, step: Step, position: int, module: Any, values: dict[in
         else:
             n_inputs = len(step.inputs)
             conditions = None if step.conditions is None else leaves[n_inputs:]
-            outputs, log_det = _call(module, step, leaves[:n_inputs], conditions, region.rev, region.jac)
+            outputs, log_det = call_in_form(step.call, module, leaves[:n_inputs], conditions, region.rev, region.jac)
             if wants_log_det and isinstance(log_det, Tensor):
                 log_det = log_det.expand_as(log_det_grad)
     roots, root_grads = [], []
