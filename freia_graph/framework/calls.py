@@ -23,7 +23,6 @@ __all__ = [
     "verified_answer",
     "CheckedModule",
     "add_log_det",
-    "sum_log_dets",
     "per_sample_log_det",
     "first_tensor",
     "floating_dtype",
@@ -298,26 +297,11 @@ def add_log_det(total: Any, constant: Any, step_log_det: Any) -> tuple[Any, Any]
     return step_log_det, constant + total  # the first tensor is taken as it is
 
 
-def sum_log_dets(log_dets: Sequence[Any]) -> Any:
-    """The total of the steps' log-dets (see :func:`add_log_det`).
-
-    Example:
-        >>> import torch
-        >>> sum_log_dets([0.0, torch.tensor([1.0, 2.0]), 0.5, torch.tensor([1.0, 1.0])])
-        tensor([2.5000, 3.5000])
-    """
-    total: Any = 0.0
-    constant: Any = 0.0
-    for log_det in log_dets:
-        total, constant = add_log_det(total, constant, log_det)
-    return total + constant if constant else total
-
-
 def per_sample_log_det(log_det: Any, reference: Tensor, jac: bool) -> Tensor:
     """The summed log-det as a ``(batch,)`` tensor (zeros with ``jac=False``), without host-device copies.
 
     For float16/bfloat16 ``reference`` tensors (reverse calls on autocast outputs) the log-det is float32,
-    like :func:`sum_log_dets`' totals.
+    like :func:`add_log_det`'s totals.
 
     Example:
         >>> import torch

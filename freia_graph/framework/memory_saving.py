@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from freia_graph.framework.call_form import call_in_form
-from freia_graph.framework.calls import per_sample_log_det, sum_log_dets
+from freia_graph.framework.calls import add_log_det, per_sample_log_det
 from freia_graph.framework.plan import Plan, Step
 
 __all__ = [
@@ -229,7 +229,8 @@ class MemorySavingRun(torch.autograd.Function):
         device = reference.device
         rng_states: dict[int, Tensor] = {}
         random_inputs: set[int] = set()  # inputs of steps that drew random numbers, kept
-        log_dets = []
+        log_det: Any = 0.0
+        constant: Any = 0.0
         for position, step in enumerate(plan.steps):
             module = region.forward_modules[step.module_index]
             inputs = [values[slot] for slot in step.inputs]
@@ -239,11 +240,13 @@ class MemorySavingRun(torch.autograd.Function):
                 else:
                     conditions = None if step.conditions is None else [values[slot] for slot in step.conditions]
                     state = _rng_state(device)
-                    outputs, log_det = call_in_form(step.call, module, inputs, conditions, region.rev, region.jac)
+                    outputs, step_log_det = call_in_form(step.call, module, inputs, conditions, region.rev,
+                                                         region.jac)
                     if not torch.equal(state, _rng_state(device)):  # drew random numbers: not invertible
                         rng_states[position] = state  # as drawn, for the recomputation
                         random_inputs.update(step.inputs)
-                    log_dets.append(log_det)
+                    if region.jac:
+                        log_det, constant = add_log_det(log_det, constant, step_log_det)
             except Exception as error:
                 _note(error, step, "running")
                 raise
@@ -251,7 +254,7 @@ class MemorySavingRun(torch.autograd.Function):
             for slot in region.dead_after[position]:
                 if slot not in random_inputs:
                     del values[slot]
-        log_det = per_sample_log_det(sum_log_dets(log_dets) if region.jac else 0.0, reference, region.jac)
+        log_det = per_sample_log_det(log_det + constant if constant else log_det, reference, region.jac)
         kept_order = sorted(slot for slot in values if slot in region.kept or slot in random_inputs)
         ctx.save_for_backward(*(values[slot] for slot in kept_order))
         ctx.kept_order, ctx.region, ctx.rng_states = kept_order, region, rng_states
