@@ -33,8 +33,9 @@ from torch import nn
 import freia_graph.framework as Ff
 import freia_graph.modules as Fm
 from freia_graph.presets import multiscale_flow
+from freia_graph.testing import saved_tensor_bytes
 
-__all__ = ["vector_chain", "image_graph", "saved_bytes", "main"]
+__all__ = ["vector_chain", "image_graph", "main"]
 
 FREIA_HEAD = Path("/work/envs/freiahead/bin/python")
 PEERS = Path("/work/envs/peers/venv/bin/python")  # torch + zuko, normflows, nflows (not a project dependency)
@@ -86,25 +87,6 @@ def _loss(outputs, log_det):
     return sum(0.5 * o.square().sum() for o in outputs) - log_det.sum()
 
 
-def saved_bytes(model: nn.Module, x: torch.Tensor) -> int:
-    """Bytes autograd saves for backward during one forward pass of ``model`` on ``x``.
-
-    Example:
-        >>> saved_bytes(nn.Linear(4, 4), torch.zeros(2, 4)) > 0
-        True
-    """
-    storages: dict[int, int] = {}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        model(x)
-    return sum(storages.values())
-
-
 MODELS: dict[str, tuple[str, Callable[[int], nn.Module], tuple[int, ...]]] = {
     "vector": ("vector chain 64-d (GLOW + PermuteRandom, MLP 64->256->256), batch 256", vector_chain, (256, 64)),
     "image": ("Glow-like 3x32x32 (Haar, ActNorm, learned 1x1 conv, GLOW, split-off latents), batch 16",
@@ -153,7 +135,7 @@ def measure_one(model_name: str, depth: int, memory_saving: bool | int, device: 
         model(x)  # ActNorm's initialisation
     model.memory_saving = memory_saving
     peak, how = _peak_above_parameters(model, x)
-    return {"saved": saved_bytes(model, x) / MIB, "peak": peak, "how": how}
+    return {"saved": saved_tensor_bytes(model, x)[0] / MIB, "peak": peak, "how": how}
 
 
 def _in_subprocess(model_name: str, depth: int, memory_saving: bool | int, args: argparse.Namespace) -> dict:

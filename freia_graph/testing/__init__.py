@@ -14,6 +14,7 @@ from .checks import check_compiles, check_invertible, check_log_det, perturb_par
 from .contract import PROPERTIES, ContractReport, PreparedModule, check_module_contract, prepare_module
 from .describe import describe
 from .jacobian import exact_jacobian, exact_log_det
+from .memory import saved_tensor_bytes
 from .violations import ContractViolation
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "perturb_parameters",
     "prepare_model",
     "prepare_module",
+    "saved_tensor_bytes",
 ]
 
 

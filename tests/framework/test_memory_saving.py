@@ -18,7 +18,7 @@ import freia_graph.framework as Ff
 import freia_graph.modules as Fm
 from freia_graph.framework.memory_saving import MemorySavingRun
 from freia_graph.presets import multiscale_flow
-from freia_graph.testing import perturb_parameters
+from freia_graph.testing import perturb_parameters, saved_tensor_bytes
 from freia_graph.testing.strategies import graph_inputs, graphs
 from tests.framework.graphs import GRAPHS, build
 
@@ -170,18 +170,10 @@ def test_random_graphs(data):
 
 
 def _saved_bytes(model, x: torch.Tensor) -> int:
-    """Bytes of the tensors autograd saves for backward during one forward pass (each storage once)."""
-    storages: dict[int, int] = {}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        outputs, log_det = model(x)
+    """Bytes autograd saves during one forward pass (then the backward runs, releasing them)."""
+    saved, (outputs, log_det) = saved_tensor_bytes(model, x)
     _loss(outputs, log_det).backward()
-    return sum(storages.values())
+    return saved
 
 
 @pytest.mark.parametrize("make", ["chain", "graph"])
