@@ -9,9 +9,11 @@ inversion in float32). Its backward walks the steps in reverse: it rebuilds each
 the step (no grad), recomputes the step under ``enable_grad`` and backpropagates the outputs' gradients
 *and* the log-det's gradient to the step's inputs, conditions and parameters.
 
-Fast path: a module may offer ``memory_saving_backward(outputs, c, rev, output_grads, log_det_grad)``,
-returning ``(inputs, input_grads, condition_grads, [(parameter, grad), ...])`` (``inputs`` detached, a
-gradient None where it is zero), or None to decline. Where present and accepting, it replaces the generic
+Fast path: a module may offer ``memory_saving_backward(outputs, c, rev, output_grads, log_det_grad,
+backprop)``, returning ``(inputs, input_grads, condition_grads)`` (``inputs`` detached, a gradient None
+where it is zero), or None to decline. It backpropagates through what it recomputes with
+``backprop(roots, root_grads, leaves, module)`` (a :class:`Backprop`), which returns the leaves' gradients
+and takes care of ``module``'s parameters. Where present and accepting, the hook replaces the generic
 inversion + recomputation: the coupling blocks (GLOW, RealNVP, GIN, NICE, one-sided and conditional
 affine) evaluate each subnet once there, since the conditioning half that the inversion and the
 recomputation feed it is the same, making a training step cost a no-grad forward plus a normal one. A
@@ -21,17 +23,19 @@ forward hooks, and for a conditional block called without conditions (see
 ``freia_graph.modules._coupling_tools.fast_backward_fits``). Steps whose inputs are kept (checkpoints,
 random steps) take the generic path.
 
-Parameter gradients: under ``.backward()`` the steps' parameter gradients go to their accumulators (the
-``.grad`` and its hooks, e.g. DDP's) through a nested backward after each step (or, with
-:data:`DELIVER_BYTES` raised, once that many bytes are pending); returned from the Function instead, they
-would all be held until the region's backward ends, a gradient-sized buffer that grows with depth. Under
-``torch.autograd.grad`` they are returned, as that call requires.
+Parameter gradients: under ``.backward()`` each step's recomputed graph is backpropagated with a nested
+``torch.autograd.backward``, which accumulates the parameter gradients into their ``.grad`` (through
+their hooks, e.g. DDP's) as the steps go: nothing gradient-sized is held until the region's backward
+ends, and the engine takes each fresh gradient over as ``.grad`` without a copy. Under
+``torch.autograd.grad`` (or ``.backward(inputs=...)`` naming only some of the region's parameters) they
+are collected and returned by the region, as that call requires.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -42,7 +46,7 @@ from freia_graph.framework.calls import add_log_det, per_sample_log_det
 from freia_graph.framework.plan import Plan, Step
 
 __all__ = [
-    "DELIVER_BYTES", "EAGER_REASON", "eager_under_compile", "MemorySavingRun", "memory_saving_every",
+    "Backprop", "EAGER_REASON", "eager_under_compile", "MemorySavingRun", "memory_saving_every",
     "check_exactly_invertible", "kept_slots",
 ]
 
@@ -225,6 +229,9 @@ class MemorySavingRun(torch.autograd.Function):
                 *tensors: Tensor) -> tuple[Tensor, ...]:
         plan = region.plan
         values: dict[int, Tensor] = dict(zip(plan.input_slots, tensors[:n_inputs]))
+        # each value's memory layout, so that backward rebuilds it alike: the recomputation then runs the
+        # kernels forward ran (a convolution on a channels-last activation rebuilt as NCHW is slower)
+        layouts = {slot: _dim_order(value) for slot, value in values.items()}
         values.update(zip(plan.condition_slots, tensors[n_inputs:n_inputs + n_conditions]))
         device = reference.device
         rng_states: dict[int, Tensor] = {}
@@ -251,16 +258,17 @@ class MemorySavingRun(torch.autograd.Function):
                 _note(error, step, "running")
                 raise
             values.update(zip(step.outputs, outputs))
+            if not step.feed_forward:
+                layouts.update((slot, _dim_order(value)) for slot, value in zip(step.outputs, outputs))
             for slot in region.dead_after[position]:
                 if slot not in random_inputs:
                     del values[slot]
         log_det = per_sample_log_det(log_det + constant if constant else log_det, reference, region.jac)
         kept_order = sorted(slot for slot in values if slot in region.kept or slot in random_inputs)
         ctx.save_for_backward(*(values[slot] for slot in kept_order))
-        ctx.kept_order, ctx.region, ctx.rng_states = kept_order, region, rng_states
+        ctx.kept_order, ctx.region, ctx.rng_states, ctx.layouts = kept_order, region, rng_states, layouts
         ctx.n_inputs, ctx.n_conditions, ctx.n_tensors = n_inputs, n_conditions, len(tensors)
         ctx.parameters = tensors[n_inputs + n_conditions:]
-        ctx.parameters_by_id = {id(p): p for p in ctx.parameters}
         ctx.device = device
         # backward recomputes the steps as forward ran them: under autocast if it was on (the engine does
         # not carry it into backward), so rebuilt activations use the very coefficients forward used
@@ -275,56 +283,77 @@ class MemorySavingRun(torch.autograd.Function):
         for slot, grad in zip(plan.output_slots, grads[:-1]):
             _accumulate(gradients, slot, grad)
         log_det_grad = grads[-1] if region.jac else None
-        parameter_grads: dict[int, Tensor] = {}
-        early: dict[int, bool] = {}
+        backprop = Backprop(_accumulates_every_parameter(ctx, len(ctx.parameters)))
         autocast_enabled, autocast_dtype = ctx.autocast
-        for position in reversed(range(len(plan.steps))):
-            step = plan.steps[position]
-            try:
-                with torch.autocast(ctx.device.type, dtype=autocast_dtype, enabled=autocast_enabled):
-                    _backward_step(ctx, step, position, values, gradients, log_det_grad, parameter_grads)
-            except Exception as error:
-                _note(error, step, "recomputing")
-                raise
-            _deliver(parameter_grads, ctx.parameters_by_id, early)
+        with torch.autocast(ctx.device.type, dtype=autocast_dtype, enabled=autocast_enabled):
+            for position in reversed(range(len(plan.steps))):
+                step = plan.steps[position]
+                try:
+                    _backward_step(ctx, step, position, values, gradients, log_det_grad, backprop)
+                except Exception as error:
+                    _note(error, step, "recomputing")
+                    raise
         n_graph = ctx.n_inputs + ctx.n_conditions
         graph_slots = plan.input_slots + plan.condition_slots
         return (None, None, None, None,
                 *(gradients.get(slot) for slot in graph_slots[:n_graph]),
-                *(parameter_grads.get(id(p)) for p in ctx.parameters))
+                *(backprop.parameter_grads.get(id(p)) for p in ctx.parameters))
 
 
-def _accumulates_in_this_backward(parameter: Tensor) -> bool:
-    """Whether the running backward accumulates into ``parameter.grad`` (``.backward()``, not ``autograd.grad``)."""
+def _accumulates_every_parameter(ctx: Any, n_parameters: int) -> bool:
+    """Whether the running backward accumulates into the ``.grad`` of every parameter of the region.
+
+    True under ``.backward()``; False under ``torch.autograd.grad``, under ``.backward(inputs=...)`` that
+    leaves some parameter out, and for a region without parameters (nothing to accumulate: returning is
+    always right).
+    """
     will_execute = getattr(torch._C, "_will_engine_execute_node", None)
-    if will_execute is None:
+    if n_parameters == 0 or will_execute is None:
         return False
-    try:
-        return bool(will_execute(torch.autograd.graph.get_gradient_edge(parameter).node))
+    try:  # the parameters are the last inputs of the Function, each with its gradient accumulator
+        return all(node is not None and will_execute(node) for node, _ in ctx.next_functions[-n_parameters:])
     except RuntimeError:  # autograd.grad(): the gradients must be returned
         return False
 
 
-#: pending parameter gradients of at least this many bytes are handed to autograd before the region's backward
-#: ends (0: after every step; a nested backward per step measured no slower than one per MiB)
-DELIVER_BYTES = 0
+class Backprop:
+    """Backpropagates through one recomputed step of a memory-saving region's backward.
 
+    ``backprop(roots, root_grads, leaves, module)`` returns the gradients of ``leaves`` (None where there is
+    none) and takes care of the parameters of ``module``: with ``accumulate`` (the running backward is a
+    ``.backward()`` accumulating into every parameter of the region) a nested ``torch.autograd.backward``
+    accumulates them into their ``.grad`` at once, through their hooks; otherwise they are collected in
+    :attr:`parameter_grads` (keyed by ``id``) for the region to return.
 
-def _deliver(parameter_grads: dict[int, Tensor], parameters: dict[int, Tensor], early: dict[int, bool]) -> None:
-    """Hand parameter gradients to autograd now, once they reach :data:`DELIVER_BYTES`.
-
-    Returned from ``backward``, all of a region's parameter gradients would be held until its backward
-    ends, a gradient-sized buffer that grows with depth; a nested backward into the parameters'
-    accumulators (their ``.grad`` and its hooks, e.g. DDP's) frees them on the way.
+    Example:
+        >>> layer = torch.nn.Linear(2, 1)
+        >>> x = torch.ones(3, 2, requires_grad=True)
+        >>> backprop = Backprop(accumulate=False)
+        >>> (grad_x,) = backprop([layer(x)], [torch.ones(3, 1)], [x], layer)
+        >>> grad_x.shape, backprop.parameter_grads[id(layer.bias)].item(), layer.bias.grad
+        (torch.Size([3, 2]), 3.0, None)
     """
-    if not parameter_grads or sum(grad.nbytes for grad in parameter_grads.values()) < DELIVER_BYTES:
-        return
-    for key in parameter_grads:
-        if key not in early:
-            early[key] = _accumulates_in_this_backward(parameters[key])
-    ready = [key for key in parameter_grads if early[key]]
-    if ready:
-        torch.autograd.backward([parameters[key] for key in ready], [parameter_grads.pop(key) for key in ready])
+
+    def __init__(self, accumulate: bool):
+        self.accumulate = accumulate
+        self.parameter_grads: dict[int, Tensor] = {}
+
+    def __call__(self, roots: Sequence[Tensor], root_grads: Sequence[Tensor], leaves: Sequence[Tensor | None],
+                 module: nn.Module) -> list[Tensor | None]:
+        if not roots:
+            return [None] * len(leaves)
+        if self.accumulate:
+            torch.autograd.backward(roots, root_grads)
+            return [None if leaf is None else leaf.grad for leaf in leaves]
+        targets = [leaf for leaf in leaves if leaf is not None and leaf.requires_grad]
+        parameters = [p for p in module.parameters() if p.requires_grad]
+        if not targets and not parameters:
+            return [None] * len(leaves)
+        found = torch.autograd.grad(roots, targets + parameters, root_grads, allow_unused=True)
+        for parameter, grad in zip(parameters, found[len(targets):]):
+            _accumulate(self.parameter_grads, id(parameter), grad)
+        leaf_grads = iter(found)
+        return [next(leaf_grads) if leaf is not None and leaf.requires_grad else None for leaf in leaves]
 
 
 def _accumulate(gradients: dict[Any, Tensor], key: Any, grad: Tensor | None) -> None:
@@ -333,12 +362,32 @@ def _accumulate(gradients: dict[Any, Tensor], key: Any, grad: Tensor | None) -> 
     gradients[key] = grad if key not in gradients else gradients[key] + grad
 
 
+def _dim_order(value: Tensor) -> tuple[int, ...]:
+    """The dims of ``value`` from the outermost in memory to the innermost (e.g. ``(0, 2, 3, 1)`` channels-last)."""
+    strides = value.stride()
+    return tuple(sorted(range(value.dim()), key=lambda dim: -strides[dim]))
+
+
+def _in_layout(value: Tensor, order: tuple[int, ...]) -> Tensor:
+    """``value``, copied into the memory layout whose dim order is ``order`` unless it has it already.
+
+    Example:
+        >>> x = torch.zeros(2, 3, 4, 5)
+        >>> _in_layout(x, (0, 2, 3, 1)).is_contiguous(memory_format=torch.channels_last)
+        True
+    """
+    if _dim_order(value) == order:
+        return value
+    inverse = sorted(range(len(order)), key=order.__getitem__)
+    return value.permute(order).contiguous().permute(inverse)
+
+
 def _leaf(value: Tensor) -> Tensor:
     return value.detach().requires_grad_(value.is_floating_point() or value.is_complex())
 
 
 def _backward_step(ctx: Any, step: Step, position: int, values: dict[int, Tensor], gradients: dict[int, Tensor],
-                   log_det_grad: Tensor | None, parameter_grads: dict[int, Tensor]) -> None:
+                   log_det_grad: Tensor | None, backprop: Backprop) -> None:
     """Rebuild the step's inputs (unless kept), recompute it with grad, and backpropagate through it."""
     region = ctx.region
     module = region.modules[step.module_index]
@@ -346,8 +395,8 @@ def _backward_step(ctx: Any, step: Step, position: int, values: dict[int, Tensor
     wants_log_det = not step.feed_forward and log_det_grad is not None
     wanted = wants_log_det or any(grad is not None for grad in output_grads)
     rebuild = not step.feed_forward and not all(slot in values for slot in step.inputs)
-    if rebuild and wanted and _fast_backward(region, step, module, values, output_grads, log_det_grad, gradients,
-                                             parameter_grads):
+    if rebuild and wanted and _fast_backward(ctx, step, module, values, output_grads, log_det_grad, gradients,
+                                             backprop):
         return
     if rebuild:
         conditions = None if step.conditions is None else [values[slot] for slot in step.conditions]
@@ -355,11 +404,11 @@ def _backward_step(ctx: Any, step: Step, position: int, values: dict[int, Tensor
             rebuilt, _ = call_in_form(step.call, module, [values[slot] for slot in step.outputs], conditions,
                                not region.rev, False)
         for slot, value in zip(step.inputs, rebuilt):
-            values.setdefault(slot, value)
+            values.setdefault(slot, _in_layout(value, ctx.layouts[slot]))
     _drop_outputs(region, step, values)
     if wanted:
         _recompute(ctx, step, position, module, values, output_grads, log_det_grad if wants_log_det else None,
-                   gradients, parameter_grads)
+                   gradients, backprop)
 
 
 def _drop_outputs(region: _Region, step: Step, values: dict[int, Tensor]) -> None:
@@ -368,41 +417,41 @@ def _drop_outputs(region: _Region, step: Step, values: dict[int, Tensor]) -> Non
             values.pop(slot, None)
 
 
-def _fast_backward(region: _Region, step: Step, module: Any, values: dict[int, Tensor],
+def _fast_backward(ctx: Any, step: Step, module: Any, values: dict[int, Tensor],
                    output_grads: list[Tensor | None], log_det_grad: Tensor | None, gradients: dict[int, Tensor],
-                   parameter_grads: dict[int, Tensor]) -> bool:
+                   backprop: Backprop) -> bool:
     """The module's own ``memory_saving_backward`` hook, where it has one and it accepts; False otherwise."""
+    region = ctx.region
     hook = getattr(module, "memory_saving_backward", None)
     if hook is None:
         return False
     conditions = None if step.conditions is None else [values[slot] for slot in step.conditions]
-    result = hook([values[slot] for slot in step.outputs], conditions, region.rev, output_grads, log_det_grad)
+    result = hook([values[slot] for slot in step.outputs], conditions, region.rev, output_grads, log_det_grad,
+                  backprop)
     if result is None:
         return False
-    inputs, input_grads, condition_grads, parameter_pairs = result
+    inputs, input_grads, condition_grads = result
     for slot, value, grad in zip(step.inputs, inputs, input_grads):
-        values.setdefault(slot, value)
+        values.setdefault(slot, _in_layout(value, ctx.layouts[slot]))
         _accumulate(gradients, slot, grad)
     for slot, grad in zip(step.conditions or (), condition_grads):
         _accumulate(gradients, slot, grad)
-    for parameter, grad in parameter_pairs:
-        _accumulate(parameter_grads, id(parameter), grad)
     _drop_outputs(region, step, values)
     return True
 
 
 def _recompute(ctx: Any, step: Step, position: int, module: Any, values: dict[int, Tensor],
                output_grads: list[Tensor | None], log_det_grad: Tensor | None, gradients: dict[int, Tensor],
-               parameter_grads: dict[int, Tensor]) -> None:
+               backprop: Backprop) -> None:
     """The generic path: recompute the step from its inputs under grad and backpropagate through it."""
     region = ctx.region
     wants_log_det = log_det_grad is not None
     read_slots = step.inputs + (step.conditions or ())
     leaves = [_leaf(values[slot]) for slot in read_slots]
-    parameters = [p for p in module.parameters() if p.requires_grad]
-    with torch.enable_grad(), torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else [],
-                                                    enabled=position in ctx.rng_states):
-        if position in ctx.rng_states:
+    replay = position in ctx.rng_states  # the step drew random numbers: draw them again, as forward did
+    rng = torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []) if replay else nullcontext()
+    with torch.enable_grad(), rng:
+        if replay:
             _set_rng_state(ctx.rng_states[position], ctx.device)
         if step.feed_forward:
             outputs, log_det = _feed_forward(module, leaves), None
@@ -420,13 +469,5 @@ def _recompute(ctx: Any, step: Step, position: int, module: Any, values: dict[in
     if wants_log_det and isinstance(log_det, Tensor) and log_det.requires_grad:
         roots.append(log_det)
         root_grads.append(log_det_grad)
-    targets = [leaf for leaf in leaves if leaf.requires_grad] + parameters
-    if not roots or not targets:
-        return
-    found = torch.autograd.grad(roots, targets, root_grads, allow_unused=True)
-    leaf_grads = iter(found[:len(targets) - len(parameters)])
-    for slot, leaf in zip(read_slots, leaves):
-        if leaf.requires_grad:
-            _accumulate(gradients, slot, next(leaf_grads))
-    for parameter, grad in zip(parameters, found[len(targets) - len(parameters):]):
-        _accumulate(parameter_grads, id(parameter), grad)
+    for slot, grad in zip(read_slots, backprop(roots, root_grads, leaves, module)):
+        _accumulate(gradients, slot, grad)

@@ -14,6 +14,7 @@ from .base import Shape
 __all__ = [
     "CLAMP_ACTIVATIONS",
     "DEFAULT_SUBNET_INIT_SCALE",
+    "BackpropFn",
     "append_condition",
     "build_subnet",
     "check_condition_dims",
@@ -248,7 +249,10 @@ def _leaf(value: Tensor) -> Tensor:
     return value.detach().requires_grad_(value.is_floating_point() or value.is_complex())
 
 
-StageGradients = tuple[Tensor, Tensor | None, Tensor | None, list[Tensor | None], list[Tensor | None]]
+#: ``backprop(roots, root_grads, leaves, module) -> leaf gradients``, handling ``module``'s parameters
+#: (``freia_graph.framework.memory_saving.Backprop``)
+BackpropFn = Callable[[Sequence[Tensor], Sequence[Tensor], Sequence[Tensor | None], nn.Module], list[Tensor | None]]
+StageGradients = tuple[Tensor, Tensor | None, Tensor | None, list[Tensor | None]]
 
 
 def coupling_stage_backward(
@@ -261,7 +265,8 @@ def coupling_stage_backward(
     rev: bool,
     grad_y: Tensor | None,
     grad_log_det: Tensor | None,
-    parameters: Sequence[Tensor],
+    backprop: BackpropFn,
+    module: nn.Module,
 ) -> StageGradients:
     """Backward through one coupling stage ``y = apply(x, coefficients(u, c))`` given only ``y``.
 
@@ -278,20 +283,24 @@ def coupling_stage_backward(
         c: the condition tensors; ``rev``: the direction the stage ran in.
         grad_y: the gradient of the loss w.r.t. ``y`` (None: zero).
         grad_log_det: the gradient w.r.t. the per-sample log-det (None: not wanted).
-        parameters: the tensors to return gradients for (the block's parameters).
+        backprop: backpropagates the recomputed stage (returns the leaves' gradients, handles the
+            parameters of ``module``).
+        module: the block whose parameters the stage uses.
 
     Returns:
-        ``(x, grad_x, grad_u, grad_c, grad_parameters)``, ``x`` detached, None for no gradient.
+        ``(x, grad_x, grad_u, grad_c)``, ``x`` detached, None for no gradient.
 
     Example:
-        >>> weight = torch.tensor(2.0, requires_grad=True)
-        >>> shift = lambda u, c: weight * u
+        >>> shift = torch.nn.Linear(1, 1, bias=False)
+        >>> _ = torch.nn.init.constant_(shift.weight, 2.0)
         >>> add = lambda x, t, rev, jac: (x - t if rev else x + t, None)
-        >>> x, grad_x, grad_u, _, (grad_weight,) = coupling_stage_backward(
-        ...     shift, add, lambda t: t, torch.tensor([5.0]), torch.tensor([1.0]), [], False, torch.ones(1), None,
-        ...     [weight])
-        >>> x.tolist(), grad_x.tolist(), grad_u.tolist(), grad_weight.item()
-        ([3.0], [1.0], [2.0], 1.0)
+        >>> def backprop(roots, root_grads, leaves, module):
+        ...     return list(torch.autograd.grad(roots, leaves, root_grads))
+        >>> x, grad_x, grad_u, _ = coupling_stage_backward(
+        ...     lambda u, c: shift(u), add, lambda t: t, torch.tensor([[5.0]]), torch.tensor([[1.0]]), [], False,
+        ...     torch.ones(1, 1), None, backprop, shift)
+        >>> x.tolist(), grad_x.tolist(), grad_u.tolist()
+        ([[3.0]], [[1.0]], [[2.0]])
     """
     u_leaf = None if u is None else _leaf(u)
     c_leaves = [_leaf(condition) for condition in c]
@@ -308,8 +317,5 @@ def coupling_stage_backward(
         if grad_log_det is not None and isinstance(log_det, Tensor) and log_det.requires_grad:
             roots.append(log_det.expand_as(grad_log_det))
             root_grads.append(grad_log_det)
-    candidates = [x_leaf, u_leaf, *c_leaves, *parameters]
-    targets = [t for t in candidates if t is not None and t.requires_grad]
-    found = iter(torch.autograd.grad(roots, targets, root_grads, allow_unused=True) if roots else ())
-    grads = [next(found, None) if t is not None and t.requires_grad else None for t in candidates]
-    return x, grads[0], grads[1], grads[2:2 + len(c_leaves)], grads[2 + len(c_leaves):]
+    grads = backprop(roots, root_grads, [x_leaf, u_leaf, *c_leaves], module)
+    return x, grads[0], grads[1], grads[2:]

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from ._coupling_tools import (
     DEFAULT_SUBNET_INIT_SCALE,
+    BackpropFn,
     append_condition,
     build_subnet,
     check_condition_dims,
@@ -58,7 +59,7 @@ __all__ = [
 
 SubnetConstructor = Callable[..., nn.Module]
 ClampActivation = str | Callable[[Tensor], Tensor]
-FastBackward = tuple[list[Tensor], list[Tensor | None], list[Tensor | None], list[tuple[Tensor, Tensor | None]]]
+FastBackward = tuple[list[Tensor], list[Tensor | None], list[Tensor | None]]
 
 # What the memory-saving fast path re-derives the block's maths from: a subclass overriding any of
 # these (or forward) gets the generic path (see fast_backward_fits).
@@ -156,6 +157,7 @@ class _Coupling(InvertibleModule):
         rev: bool,
         output_grads: Sequence[Tensor | None],
         log_det_grad: Tensor | None,
+        backprop: BackpropFn,
     ) -> FastBackward | None:
         """Memory-saving backprop's fast path: rebuild the inputs and get every gradient from the outputs.
 
@@ -169,21 +171,26 @@ class _Coupling(InvertibleModule):
             rev: the direction of the call being differentiated.
             output_grads: the loss's gradient w.r.t. each output (None: zero).
             log_det_grad: the gradient w.r.t. the per-sample log-det (None: the log-det is not used).
+            backprop: ``backprop(roots, root_grads, leaves, module)`` backpropagates a recomputed stage,
+                returning the leaves' gradients and handling the block's parameter gradients
+                (``freia_graph.framework.memory_saving.Backprop``).
 
         Returns:
-            ``(inputs, input_grads, condition_grads, [(parameter, grad), ...])`` with ``inputs`` detached,
-            or None where the fast path does not fit this block (a subclass overriding the maths, forward
-            hooks, missing conditions): the caller then takes the generic path.
+            ``(inputs, input_grads, condition_grads)`` with ``inputs`` detached, or None where the fast path
+            does not fit this block (a subclass overriding the maths, forward hooks, missing conditions):
+            the caller then takes the generic path.
 
         Example:
+            >>> from freia_graph.framework.memory_saving import Backprop
             >>> torch.manual_seed(0)
             <torch._C.Generator object at ...>
             >>> block = GLOWCouplingBlock([(4,)], subnet_constructor=lambda i, o: nn.Linear(i, o))
             >>> x = torch.randn(3, 4)
             >>> (y,), log_det = block([x])
-            >>> inputs, input_grads, _, parameter_grads = block.memory_saving_backward(
-            ...     [y.detach()], None, False, [torch.ones_like(y)], torch.ones(3))
-            >>> torch.allclose(inputs[0], x, atol=1e-6), input_grads[0].shape, len(parameter_grads)
+            >>> backprop = Backprop(accumulate=False)
+            >>> inputs, input_grads, _ = block.memory_saving_backward(
+            ...     [y.detach()], None, False, [torch.ones_like(y)], torch.ones(3), backprop)
+            >>> torch.allclose(inputs[0], x, atol=1e-6), input_grads[0].shape, len(backprop.parameter_grads)
             (True, torch.Size([3, 4]), 4)
         """
         if not fast_backward_fits(self, _FAST_BACKWARD_METHODS) or self.conditional != bool(c):
@@ -191,21 +198,18 @@ class _Coupling(InvertibleModule):
         c = list(c or ())
         halves = list(self._halves(outputs[0]))
         grads = list(self._halves(output_grads[0])) if output_grads[0] is not None else [None] * len(halves)
-        parameters = [p for p in self.parameters() if p.requires_grad]
         condition_grads: list[Tensor | None] = [None] * len(c)
-        parameter_grads: list[Tensor | None] = [None] * len(parameters)
         for target in reversed(self._stage_order(rev)):
             source = 1 - target if len(halves) == 2 else None
-            x, grad_x, grad_u, grads_c, grads_p = coupling_stage_backward(
+            x, grad_x, grad_u, grads_c = coupling_stage_backward(
                 self._stage_coefficients(target, rev), self._couple, self._invert, halves[target],
-                None if source is None else halves[source], c, rev, grads[target], log_det_grad, parameters)
+                None if source is None else halves[source], c, rev, grads[target], log_det_grad, backprop, self)
             halves[target], grads[target] = x, grad_x
             if source is not None:
                 grads[source] = _add(grads[source], grad_u)
             condition_grads = [_add(a, b) for a, b in zip(condition_grads, grads_c)]
-            parameter_grads = [_add(a, b) for a, b in zip(parameter_grads, grads_p)]
         input_grad = self._join([torch.zeros_like(h) if g is None else g for h, g in zip(halves, grads)])
-        return [self._join(halves)], [input_grad], condition_grads, list(zip(parameters, parameter_grads))
+        return [self._join(halves)], [input_grad], condition_grads
 
     def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
         """The output has the input's shape."""

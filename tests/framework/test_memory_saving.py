@@ -135,6 +135,43 @@ def test_multiscale_image_graph():
     _assert_same_gradients(flow, [x], [c])
 
 
+class LayoutRecorder(Fm.InvertibleModule):
+    """Doubles its input, keeping the input's memory layout going forward but returning NCHW in reverse,
+    and records the strides of every input it is called with under grad."""
+
+    def __init__(self, dims_in, dims_c=None):
+        super().__init__(dims_in, dims_c)
+        self.scale = nn.Parameter(torch.tensor(2.0))
+        self.strides: list[tuple[int, ...]] = []
+
+    def forward(self, x_or_z, c=None, rev=False, jac=True):
+        x = x_or_z[0]
+        self.strides.append(x.stride())
+        if rev:
+            return ((x / self.scale).contiguous(),), 0.0
+        return (x * self.scale,), 0.0
+
+    def output_dims(self, input_dims):
+        return input_dims
+
+
+def test_rebuilt_activations_keep_the_forward_memory_layout():
+    """A channels-last activation rebuilt by a reverse that returns NCHW is recomputed channels-last, as
+    forward ran it (same kernels, same speed)."""
+    inn = Ff.SequenceINN(3, 4, 4, memory_saving=True)
+    inn.append(LayoutRecorder)
+    inn.append(LayoutRecorder)
+    x = torch.randn(2, 3, 4, 4).contiguous(memory_format=torch.channels_last).requires_grad_()
+    z, _ = inn(x)
+    forward_strides = [block.strides[:] for block in inn]
+    z.square().sum().backward()
+    for block, strides in zip(inn, forward_strides):
+        recomputed = block.strides[-1]
+        assert recomputed == strides[0] == x.stride(), (recomputed, strides)
+    (rebuilt,), _ = inn[0]([x.detach()], rev=True)
+    assert rebuilt.stride() != x.stride()  # what backward would recompute from, were the layout not restored
+
+
 def test_nested_memory_saving_region(monkeypatch):
     runs = []
     original = MemorySavingRun.run

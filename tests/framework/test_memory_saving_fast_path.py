@@ -170,7 +170,7 @@ def test_forward_hook_on_the_block_gets_the_generic_path():
 def test_hook_declines_a_conditional_block_called_without_conditions():
     block = Fm.GLOWCouplingBlock([(4,)], [(2,)], subnet_constructor=CountingSubnet)
     y = torch.randn(3, 4)
-    assert block.memory_saving_backward([y], None, False, [torch.ones_like(y)], None) is None
+    assert block.memory_saving_backward([y], None, False, [torch.ones_like(y)], None, None) is None
 
 
 def test_without_log_det_gradient():
@@ -203,25 +203,40 @@ def test_autograd_grad_returns_the_parameter_gradients():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("threshold", [0, 1000])
 @pytest.mark.parametrize("rev", [False, True])
-def test_parameter_gradients_handed_over_during_backward(monkeypatch, rev, threshold):
-    """Every step hands its parameter gradients to autograd at once (also with a raised threshold): same result."""
+def test_backward_accumulates_parameter_gradients_step_by_step(monkeypatch, rev):
+    """Under ``.backward()`` each step's parameter gradients go to ``.grad`` at once, none returned at the end."""
     import freia_graph.framework.memory_saving as memory_saving
 
-    delivered = []
-    original = memory_saving._accumulates_in_this_backward
+    modes = []
+    original = memory_saving.Backprop.__init__
 
-    def spy(parameter):
-        delivered.append(original(parameter))
-        return delivered[-1]
+    def spy(self, accumulate):
+        modes.append(accumulate)
+        original(self, accumulate)
 
-    monkeypatch.setattr(memory_saving, "DELIVER_BYTES", threshold)
-    monkeypatch.setattr(memory_saving, "_accumulates_in_this_backward", spy)
+    monkeypatch.setattr(memory_saving.Backprop, "__init__", spy)
     inn = _chain(Fm.RNVPCouplingBlock, True)
     x, c = _data(True)
     _assert_same_gradients(inn, x, c, rev=rev)
-    assert delivered and all(delivered)
+    assert modes == [True]
+
+
+def test_backward_with_some_inputs_returns_those_parameter_gradients():
+    """``.backward(inputs=...)`` naming some parameters: exactly those get gradients, the normal mode's."""
+    inn = _chain(Fm.GLOWCouplingBlock, True)
+    x, c = _data(True)
+    chosen = list(inn.module_list[0].parameters())[:2]
+    grads = []
+    for mode in (False, True):
+        inn.memory_saving = mode
+        inn.zero_grad(set_to_none=True)
+        z, log_det = inn(x[0], c=c)
+        (z.sin().sum() + log_det.sum()).backward(inputs=chosen)
+        grads.append([p.grad for p in chosen])
+        assert all(p.grad is None for p in inn.parameters() if all(p is not q for q in chosen))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("rev", [False, True])
@@ -259,5 +274,5 @@ def test_permutation_subclass_changing_forward_gets_the_generic_path():
     inn.append(Fm.GLOWCouplingBlock, subnet_constructor=CountingSubnet)
     inn = inn.double()
     perturb_parameters(inn, scale=0.3, seed=2)
-    assert inn.module_list[1].memory_saving_backward([torch.zeros(1, WIDTH)], None, False, [None], None) is None
+    assert inn.module_list[1].memory_saving_backward([torch.zeros(1, WIDTH)], None, False, [None], None, None) is None
     _assert_same_gradients(inn, _data(conditioned=False)[0], [])
