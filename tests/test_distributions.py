@@ -443,3 +443,16 @@ def test_bad_arguments_raise_clear_errors(make, error, message):
 
 def test_event_shape_error_is_what_freia_raised():
     assert issubclass(EventShapeError, RuntimeError) and issubclass(EventShapeError, ValueError)
+
+
+def test_half_precision_latents_are_scored_in_float32():
+    """A bfloat16 latent's log-density is summed in float32: 1537 ones square-sum to 1537, which bfloat16
+    (spacing 8 there) would round to 1536, half a nat off."""
+    inn = Ff.SequenceINN(1537)
+    inn.append(Fm.PermuteRandom, seed=0)
+    flow = Flow(inn).to(torch.bfloat16)
+    x = torch.ones(2, 1537, dtype=torch.bfloat16)
+    expected = -0.5 * 1537 - 0.5 * 1537 * math.log(2 * math.pi)
+    log_prob = flow.log_prob(x)
+    assert log_prob.dtype == torch.float32
+    torch.testing.assert_close(log_prob, torch.full((2,), expected), rtol=0, atol=1e-3)

@@ -13,6 +13,7 @@ from torch.distributions import Distribution
 from freia_graph.distributions.bases import LatentDistribution, StandardNormal, WrappedDistribution
 from freia_graph.framework.calls import as_tensor_list
 from freia_graph.framework.graph_inn import GraphINN
+from freia_graph.modules._linalg import up_cast
 from freia_graph.modules.base import InvertibleModule
 
 __all__ = ["Flow", "nll_loss"]
@@ -98,7 +99,9 @@ class Flow(nn.Module, Distribution):
             (tensor([-4.3379]), torch.Size([1, 2]))
         """
         z, log_det = self.inn(x, c, False, True)
-        latents = z if self._tuple_output else (z,)
+        # half-precision latents (autocast, a bfloat16 model) are scored in float32: a sum over every
+        # element, rounded to bfloat16, would be off by several nats
+        latents = up_cast(z if self._tuple_output else (z,))
         total = log_det
         for base, latent in zip(self.bases, latents):
             total = total + base.log_prob(latent)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from freia_graph.modules._linalg import LOW_PRECISION
 from freia_graph.modules.base import Shape
 
 __all__ = [
@@ -32,7 +33,6 @@ __all__ = [
     "nesting_depth",
 ]
 
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 def as_tensor_list(values: Any, names: Sequence[str], what: str) -> list[Tensor]:
@@ -290,7 +290,7 @@ def add_log_det(total: Any, constant: Any, step_log_det: Any) -> tuple[Any, Any]
     """
     if not isinstance(step_log_det, Tensor):
         return total, constant + step_log_det
-    if step_log_det.dtype in _LOW_PRECISION:  # a float32 0-dim total would not promote a bfloat16 vector
+    if step_log_det.dtype in LOW_PRECISION:  # a float32 0-dim total would not promote a bfloat16 vector
         step_log_det = step_log_det.float()
     if isinstance(total, Tensor):
         return total + step_log_det, constant
@@ -311,7 +311,7 @@ def per_sample_log_det(log_det: Any, reference: Tensor, jac: bool) -> Tensor:
     batch = reference.shape[0]
     if isinstance(log_det, Tensor) and log_det.shape == (batch,) and jac:
         return log_det
-    zeros = reference.new_zeros(batch, dtype=torch.float32 if reference.dtype in _LOW_PRECISION else None)
+    zeros = reference.new_zeros(batch, dtype=torch.float32 if reference.dtype in LOW_PRECISION else None)
     if not jac:
         return zeros
     total = zeros + log_det

@@ -9,10 +9,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["log_abs_det", "in_float32"]
+__all__ = ["LOW_PRECISION", "log_abs_det", "in_float32", "up_cast"]
 
 
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
+#: the floating dtypes that blocks and graphs compute sums and log-dets above
+LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 def in_float32(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -39,12 +40,12 @@ def in_float32(function: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         first = args[0]
         # the common case, float32 without autocast, costs two checks (a spline coupling calls this per half)
-        if not torch._C._is_any_autocast_enabled() and first.dtype not in _LOW_PRECISION:
+        if not torch._C._is_any_autocast_enabled() and first.dtype not in LOW_PRECISION:
             return function(*args, **kwargs)
         device = first.device.type
         autocast = torch.is_autocast_enabled(device)
         with torch.autocast(device, enabled=False):
-            result = function(*_up_cast(args), **kwargs)
+            result = function(*up_cast(args), **kwargs)
         if autocast:
             return result
         floating = [value.dtype for value in args if isinstance(value, Tensor) and value.is_floating_point()]
@@ -53,8 +54,14 @@ def in_float32(function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _up_cast(values: Iterable[Any]) -> list[Any]:
-    return [value.float() if isinstance(value, Tensor) and value.dtype in _LOW_PRECISION else value
+def up_cast(values: Iterable[Any]) -> list[Any]:
+    """``values`` with float16/bfloat16 tensors converted to float32 (anything else as it is).
+
+    Example:
+        >>> [v.dtype if isinstance(v, Tensor) else v for v in up_cast([torch.ones(1, dtype=torch.bfloat16), 2])]
+        [torch.float32, 2]
+    """
+    return [value.float() if isinstance(value, Tensor) and value.dtype in LOW_PRECISION else value
             for value in values]
 
 

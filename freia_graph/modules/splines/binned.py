@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._coupling_tools import build_subnet
+from .._linalg import in_float32
 from ..base import InvertibleModule
 from ..freia_bases import _BaseCouplingBlock
 
@@ -252,16 +253,24 @@ class BinnedSpline(_BaseCouplingBlock):
         raise NotImplementedError(f"{type(self).__name__} must define _spline2(x, parameters, rev=False)")
 
     def _coupling1(self, x1: Tensor, u2: Tensor, rev: bool = False) -> tuple[Tensor, Tensor]:
-        parameters = self.spline_base.split_parameters(self.subnet1(u2), self.split_len1)
-        return self.spline_base.binned_spline(x1, self.constrain_parameters(parameters), self._spline1, rev=rev)
+        return _evaluate_spline(x1, self.subnet1(u2), self, self.split_len1, self._spline1, rev)
 
     def _coupling2(self, x2: Tensor, u1: Tensor, rev: bool = False) -> tuple[Tensor, Tensor]:
-        parameters = self.spline_base.split_parameters(self.subnet2(u1), self.split_len2)
-        return self.spline_base.binned_spline(x2, self.constrain_parameters(parameters), self._spline2, rev=rev)
+        return _evaluate_spline(x2, self.subnet2(u1), self, self.split_len2, self._spline2, rev)
 
     def constrain_parameters(self, parameters: Parameters) -> Parameters:
         """Constrain raw parameters (see :meth:`BinnedSplineBase.constrain_parameters`); subclasses extend it."""
         return self.spline_base.constrain_parameters(parameters)
+
+
+@in_float32
+def _evaluate_spline(x: Tensor, raw: Tensor, block: BinnedSpline, split_len: int, spline: SplineFunction,
+                     rev: bool) -> tuple[Tensor, Tensor]:
+    """A half of ``block`` transformed by its spline with the subnet's ``raw`` output, in float32 at least:
+    bfloat16 knots collapse, and forward and reverse would search different bins (under autocast the
+    subnet's output is bfloat16)."""
+    parameters = block.spline_base.split_parameters(raw, split_len)
+    return block.spline_base.binned_spline(x, block.constrain_parameters(parameters), spline, rev=rev)
 
 
 def _identity(u: Tensor) -> Tensor:
