@@ -18,6 +18,7 @@ from freia_graph.modules._linalg import LOW_PRECISION
 from freia_graph.modules.base import Shape
 
 __all__ = [
+    "as_tuple",
     "raised_by_checks",
     "as_tensor_list",
     "check_tensors",
@@ -269,6 +270,16 @@ def verified_answer(answer: Any, where: str, n_outputs: int, batch: int, jac: bo
             raise ValueError(f"{where} returned a log-det of shape {shape}; expected ({batch},) (one per "
                              "sample), a 0-dim tensor or a number")
     return tuple(outputs), log_det
+
+
+def as_tuple(result: Any) -> tuple:
+    """A feed-forward module's result as a tuple: a single tensor, or its sequence of tensors.
+
+    Example:
+        >>> len(as_tuple(torch.ones(2))), len(as_tuple([torch.ones(2), torch.zeros(1)]))
+        (1, 2)
+    """
+    return (result,) if isinstance(result, Tensor) else tuple(result)
 
 
 def add_log_det(total: Any, constant: Any, step_log_det: Any) -> tuple[Any, Any]:

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from freia_graph.framework.call_form import call_in_form
-from freia_graph.framework.calls import add_log_det, per_sample_log_det
+from freia_graph.framework.calls import add_log_det, as_tuple, per_sample_log_det
 from freia_graph.framework.plan import Plan, Step
 
 __all__ = [
@@ -155,11 +155,6 @@ def kept_slots(plan: Plan, every: int) -> frozenset[int]:
     return frozenset(kept)
 
 
-def _feed_forward(module: Any, inputs: list[Tensor]) -> tuple[Tensor, ...]:
-    result = module(*inputs)
-    return (result,) if isinstance(result, Tensor) else tuple(result)
-
-
 def _rng_state(device: torch.device) -> Tensor:
     if device.type == "cuda":
         return torch.cuda.get_rng_state(device)
@@ -265,7 +260,7 @@ class MemorySavingRun(torch.autograd.Function):
             inputs = [values[slot] for slot in step.inputs]
             try:
                 if step.feed_forward:
-                    outputs = _feed_forward(module, inputs)
+                    outputs = as_tuple(module(*inputs))
                 else:
                     conditions = None if step.conditions is None else [values[slot] for slot in step.conditions]
                     state = _rng_state(device)
@@ -476,7 +471,7 @@ def _recompute(ctx: Any, step: Step, position: int, module: Any, values: dict[in
         if replay:
             _set_rng_state(ctx.rng_states[position], ctx.device)
         if step.feed_forward:
-            outputs, log_det = _feed_forward(module, leaves), None
+            outputs, log_det = as_tuple(module(*leaves)), None
         else:
             n_inputs = len(step.inputs)
             conditions = None if step.conditions is None else leaves[n_inputs:]

@@ -46,7 +46,7 @@ from typing import Any
 from torch import Tensor
 
 from freia_graph.framework.call_form import CallForm, call_in_form
-from freia_graph.framework.calls import add_log_det, raised_by_checks
+from freia_graph.framework.calls import add_log_det, as_tuple, raised_by_checks
 from freia_graph.framework.plan import Plan, Step
 
 __all__ = ["PlanRunner", "interpret_plan"]
@@ -58,10 +58,6 @@ def _names(slots: Iterable[int]) -> str:
 
 def _targets(slots: tuple[int, ...]) -> str:
     return _names(slots) + ("," if len(slots) == 1 else "")
-
-
-def _as_tuple(result: Any) -> tuple:
-    return (result,) if isinstance(result, Tensor) else tuple(result)
 
 
 def _call(step: Step) -> str:
@@ -137,7 +133,7 @@ def interpret_plan(plan: Plan, modules: Sequence[Any], inputs: Sequence[Any], co
     for step in plan.steps:
         module, values = modules[step.module_index], [slots[slot] for slot in step.inputs]
         if step.feed_forward:
-            outputs = _as_tuple(module(*values))
+            outputs = as_tuple(module(*values))
         else:
             condition = None if step.conditions is None else [slots[slot] for slot in step.conditions]
             outputs, log_det, constant = _add(call_in_form(step.call, module, values, condition, rev, jac),
@@ -176,7 +172,7 @@ class PlanRunner:
         digest = hashlib.sha1(self.source.encode()).hexdigest()[:16]
         # a real path, written only when a failure needs it (see explain_failure)
         self.filename = os.path.join(tempfile.gettempdir(), "freia_graph_plans", f"plan_{digest}.py")
-        namespace: dict[str, Any] = {"as_tuple": _as_tuple, "add": _add}
+        namespace: dict[str, Any] = {"as_tuple": as_tuple, "add": _add}
         exec(compile(self.source, self.filename, "exec"), namespace)  # noqa: S102 - our own generated code
         self.run: Callable[..., tuple[list[Any], Any]] = namespace["run"]
 
