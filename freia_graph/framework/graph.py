@@ -8,38 +8,15 @@ edge feeds a condition). It is a multigraph because one node may feed another th
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 
 import networkx as nx
 
+from freia_graph.framework.collector import garbage_collector_paused
 from freia_graph.framework.nodes import BaseNode
 
 __all__ = ["collect_nodes", "build_graph", "forward_order", "reverse_order", "garbage_collector_paused"]
-
-
-@contextlib.contextmanager
-def garbage_collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while building many small objects that form no cycles.
-
-    Building (or describing) a graph of thousands of nodes allocates enough to trigger full
-    collections over the caller's whole heap, 0.1 s each with thousands of modules alive.
-
-    Example:
-        >>> import gc
-        >>> with garbage_collector_paused():
-        ...     gc.isenabled()
-        False
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _neighbours(node: BaseNode) -> list[BaseNode]:

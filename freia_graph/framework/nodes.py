@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from freia_graph.framework.collector import garbage_collector_paused
 from freia_graph.framework.display import Displayable
 from freia_graph.modules.base import INDEX_SHAPE, InvertibleModule, Shape, normalize_shapes
 
@@ -379,7 +380,8 @@ class Node(BaseNode):
         _check_sources(condition_ports, name, "condition")
         input_dims = [source.output_dims[port] for source, port in input_ports]
         condition_dims = [source.output_dims[port] for source, port in condition_ports]
-        module = _build_invertible(name, module_type, module_args, input_dims, condition_dims)
+        with garbage_collector_paused():  # a long declaration would otherwise collect over all earlier modules
+            module = _build_invertible(name, module_type, module_args, input_dims, condition_dims)
         output_dims = _checked_output_dims(name, module, input_dims)
         super().__init__(name, input_ports, condition_ports, output_dims, module, module_type, module_args)
 
@@ -423,7 +425,8 @@ class FeedForwardNode(BaseNode):
         condition_ports = _as_ports(conditions, name, "condition")
         if not condition_ports:
             raise ValueError(f"FeedForwardNode '{name}' needs at least one condition to compute from")
-        module = self._build(name, module_type, module_args)
+        with garbage_collector_paused():
+            module = self._build(name, module_type, module_args)
         if isinstance(output_dims, int) or (output_dims and all(isinstance(d, int) for d in output_dims)):
             output_dims = [output_dims if not isinstance(output_dims, int) else (output_dims,)]
         shapes = normalize_shapes(output_dims, f"FeedForwardNode '{name}' output_dims")
