@@ -107,26 +107,34 @@ def _reset_peak_rss() -> str:
         return "ru_maxrss"
 
 
-def _peak_above_parameters(model: nn.Module, x: torch.Tensor) -> tuple[float, str]:
-    """Peak MiB above parameters and gradients during one training step, and how it was measured."""
+def _peak_above_parameters(model: nn.Module, x: torch.Tensor, accumulating: bool) -> tuple[float, str]:
+    """Peak MiB above parameters and gradients during one training step, and how it was measured.
+
+    ``accumulating``: the gradients exist before the step (micro-batches adding into ``.grad``); otherwise
+    they are None (``zero_grad()``'s default) and what the step leaves allocated (the gradients, as the
+    allocator holds them) is subtracted from the peak.
+    """
     for p in model.parameters():
-        p.grad = torch.zeros_like(p)
+        p.grad = torch.zeros_like(p) if accumulating else None
     if x.device.type == "cuda":
         torch.cuda.synchronize()
         base = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
         _loss(*model(x)).backward()
         torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - base) / MIB, "torch.cuda.max_memory_allocated"
+        after = base if accumulating else torch.cuda.memory_allocated()
+        return (torch.cuda.max_memory_allocated() - after) / MIB, "torch.cuda.max_memory_allocated"
     base = _status_kib("VmRSS")
     counter = _reset_peak_rss()
     _loss(*model(x)).backward()
     peak = _status_kib("VmHWM") if counter == "VmHWM" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (peak - base) / 1024, f"{counter} - VmRSS before the step"
+    after = base if accumulating else _status_kib("VmRSS")
+    return (peak - after) / 1024, f"{counter} - VmRSS before the step (after it, without gradients before)"
 
 
 def measure_one(model_name: str, depth: int, memory_saving: bool | int, device: str) -> dict:
-    """One configuration's saved-tensor MiB and peak MiB, measured in this (fresh) process."""
+    """One configuration's saved-tensor MiB and peak MiB (gradients None, then existing), in this (fresh)
+    process."""
     torch.manual_seed(0)
     _, build, shape = MODELS[model_name]
     model = build(depth).to(device)
@@ -135,10 +143,12 @@ def measure_one(model_name: str, depth: int, memory_saving: bool | int, device: 
         model(x)  # ActNorm's initialisation
     model.memory_saving = memory_saving
     # the steady state: the first step also pays once-per-process costs (the autograd engine's first
-    # backward called from within a backward, which memory saving makes, adds ~35 MiB of RSS on CPU)
+    # backward called from within a backward adds ~35 MiB of RSS on CPU)
     _loss(*model(x)).backward()
-    peak, how = _peak_above_parameters(model, x)
-    return {"saved": saved_tensor_bytes(model, x)[0] / MIB, "peak": peak, "how": how}
+    peak, how = _peak_above_parameters(model, x, accumulating=False)
+    peak_accumulating, _ = _peak_above_parameters(model, x, accumulating=True)
+    return {"saved": saved_tensor_bytes(model, x)[0] / MIB, "peak": peak, "peak_accumulating": peak_accumulating,
+            "how": how}
 
 
 def _in_subprocess(model_name: str, depth: int, memory_saving: bool | int, args: argparse.Namespace) -> dict:
@@ -156,15 +166,18 @@ def _in_subprocess(model_name: str, depth: int, memory_saving: bool | int, args:
 def memory_rows(args: argparse.Namespace) -> None:
     depths = (8, 32) if args.quick else (8, 32, 128)
     print("\n## Activation memory: saved-tensor MiB and peak MiB above params+grads (fresh process each)\n")
-    print("| model | depth | normal saved | memory-saving saved | normal peak | memory-saving peak |")
-    print("|---|---|---|---|---|---|")
+    print("Peak: gradients None before the step, the peak counted above the RSS after it (parameters and "
+          "gradients); accumulating: gradients allocated before the step, the peak above the RSS before it.\n")
+    print("| model | depth | normal saved | memory-saving saved | normal peak | memory-saving peak | "
+          "normal peak, accumulating | memory-saving peak, accumulating |")
+    print("|---|---|---|---|---|---|---|---|")
     how = ""
     for name, (label, _, _) in MODELS.items():
         for depth in depths:
             normal, saving = (_in_subprocess(name, depth, mode, args) for mode in (False, True))
             how = normal["how"]
             print(f"| {label} | {depth} | {normal['saved']:.1f} | {saving['saved']:.2f} | {normal['peak']:.1f} | "
-                  f"{saving['peak']:.1f} |")
+                  f"{saving['peak']:.1f} | {normal['peak_accumulating']:.1f} | {saving['peak_accumulating']:.1f} |")
     print(f"\n(peak measured as {how})")
 
 

@@ -23,12 +23,14 @@ forward hooks, and for a conditional block called without conditions (see
 ``freia_graph.modules._coupling_tools.fast_backward_fits``). Steps whose inputs are kept (checkpoints,
 random steps) take the generic path.
 
-Parameter gradients: under ``.backward()`` each step's recomputed graph is backpropagated with a nested
-``torch.autograd.backward``, which accumulates the parameter gradients into their ``.grad`` (through
-their hooks, e.g. DDP's) as the steps go: nothing gradient-sized is held until the region's backward
-ends, and the engine takes each fresh gradient over as ``.grad`` without a copy. Under
-``torch.autograd.grad`` (or ``.backward(inputs=...)`` naming only some of the region's parameters) they
-are collected and returned by the region, as that call requires.
+Parameter gradients reach every parameter once, through its hooks, as in the normal mode. Where ``.grad``
+is None (after ``zero_grad()``, the default) the region returns them when its backward ends, and each
+returned tensor becomes ``.grad`` without a copy: no more memory than the normal mode. Where ``.grad``
+already holds a gradient (micro-batches), each step's gradients are added into it at once (returning them
+would hold a gradient-sized buffer until the region's backward ends); autograd, visiting the parameter
+after the region, runs its accumulator's hooks (DDP's, ``register_post_accumulate_grad_hook``) on the
+complete ``.grad``. A parameter with tensor hooks (``register_hook``), which must see its gradient, or one
+that ``torch.autograd.grad`` or ``.backward(inputs=...)`` asks for, always has its gradients returned.
 """
 
 from __future__ import annotations
@@ -300,7 +302,7 @@ class MemorySavingRun(torch.autograd.Function):
         for slot, grad in zip(plan.output_slots, grads[:-1]):
             _accumulate(gradients, slot, grad)
         log_det_grad = grads[-1] if region.jac else None
-        backprop = Backprop(_accumulates_every_parameter(ctx, len(ctx.parameters)))
+        backprop = Backprop(_added_in_place(ctx))
         autocast_enabled, autocast_dtype = ctx.autocast
         with torch.autocast(ctx.device.type, dtype=autocast_dtype, enabled=autocast_enabled):
             for position in reversed(range(len(plan.steps))):
@@ -317,58 +319,68 @@ class MemorySavingRun(torch.autograd.Function):
                 *(backprop.parameter_grads.get(id(p)) for p in ctx.parameters))
 
 
-def _accumulates_every_parameter(ctx: Any, n_parameters: int) -> bool:
-    """Whether the running backward accumulates into the ``.grad`` of every parameter of the region.
+def _added_in_place(ctx: Any) -> frozenset[int]:
+    """The ids of the region's parameters whose gradients backward adds straight into their ``.grad``.
 
-    True under ``.backward()``; False under ``torch.autograd.grad``, under ``.backward(inputs=...)`` that
-    leaves some parameter out, and for a region without parameters (nothing to accumulate: returning is
-    always right).
+    Those with a ``.grad`` already (micro-batches accumulating), dense and of the parameter's dtype, device
+    and shape, without tensor hooks (``register_hook``), into which the running backward accumulates (a
+    ``.backward()`` not leaving them out with ``inputs=``): adding each step's gradient at once holds no
+    gradient-sized buffer, and autograd, visiting the parameter after the region, runs its accumulator's
+    hooks (DDP's, ``register_post_accumulate_grad_hook``) once, on the complete ``.grad``. The others'
+    gradients are returned by the region, as autograd requires under ``torch.autograd.grad``.
     """
+    parameters = ctx.parameters
     will_execute = getattr(torch._C, "_will_engine_execute_node", None)
-    if n_parameters == 0 or will_execute is None:
-        return False
+    if will_execute is None or not any(p.grad is not None for p in parameters):
+        return frozenset()
     try:  # the parameters are the last inputs of the Function, each with its gradient accumulator
-        return all(node is not None and will_execute(node) for node, _ in ctx.next_functions[-n_parameters:])
+        accumulated = [will_execute(node) for node, _ in ctx.next_functions[-len(parameters):]]
     except RuntimeError:  # autograd.grad(): the gradients must be returned
-        return False
+        return frozenset()
+    return frozenset(id(p) for p, executes in zip(parameters, accumulated) if executes and _addable(p))
+
+
+def _addable(parameter: Tensor) -> bool:
+    grad = parameter.grad
+    return (grad is not None and grad.layout == torch.strided and not grad.requires_grad
+            and grad.dtype == parameter.dtype and grad.device == parameter.device and grad.shape == parameter.shape
+            and not parameter._backward_hooks)
 
 
 class Backprop:
     """Backpropagates through one recomputed step of a memory-saving region's backward.
 
     ``backprop(roots, root_grads, leaves, module)`` returns the gradients of ``leaves`` (None where there is
-    none) and takes care of the parameters of ``module``: with ``accumulate`` (the running backward is a
-    ``.backward()`` accumulating into every parameter of the region) a nested ``torch.autograd.backward``
-    accumulates them into their ``.grad`` at once, through their hooks; otherwise they are collected in
-    :attr:`parameter_grads` (keyed by ``id``) for the region to return.
+    none) and takes care of those of ``module``'s trainable parameters: added at once into ``.grad`` for the
+    parameters in ``in_place`` (see ``_added_in_place``), otherwise summed in :attr:`parameter_grads` (keyed
+    by ``id``), which the region returns; autograd then accumulates each once, through its hooks, as in the
+    normal mode (where ``.grad`` is None, the returned tensor becomes ``.grad`` without a copy).
 
     Example:
         >>> layer = torch.nn.Linear(2, 1)
         >>> x = torch.ones(3, 2, requires_grad=True)
-        >>> backprop = Backprop(accumulate=False)
+        >>> backprop = Backprop()
         >>> (grad_x,) = backprop([layer(x)], [torch.ones(3, 1)], [x], layer)
         >>> grad_x.shape, backprop.parameter_grads[id(layer.bias)].item(), layer.bias.grad
         (torch.Size([3, 2]), 3.0, None)
     """
 
-    def __init__(self, accumulate: bool):
-        self.accumulate = accumulate
+    def __init__(self, in_place: frozenset[int] = frozenset()):
+        self.in_place = in_place
         self.parameter_grads: dict[int, Tensor] = {}
 
     def __call__(self, roots: Sequence[Tensor], root_grads: Sequence[Tensor], leaves: Sequence[Tensor | None],
                  module: nn.Module) -> list[Tensor | None]:
-        if not roots:
-            return [None] * len(leaves)
-        if self.accumulate:
-            torch.autograd.backward(roots, root_grads)
-            return [None if leaf is None else leaf.grad for leaf in leaves]
         targets = [leaf for leaf in leaves if leaf is not None and leaf.requires_grad]
-        parameters = [p for p in module.parameters() if p.requires_grad]
-        if not targets and not parameters:
+        parameters = _trainable_parameters([module])
+        if not roots or (not targets and not parameters):
             return [None] * len(leaves)
         found = torch.autograd.grad(roots, targets + parameters, root_grads, allow_unused=True)
         for parameter, grad in zip(parameters, found[len(targets):]):
-            _accumulate(self.parameter_grads, id(parameter), grad)
+            if grad is not None and id(parameter) in self.in_place:
+                parameter.grad.add_(grad)
+            else:
+                _accumulate(self.parameter_grads, id(parameter), grad)
         leaf_grads = iter(found)
         return [next(leaf_grads) if leaf is not None and leaf.requires_grad else None for leaf in leaves]
 

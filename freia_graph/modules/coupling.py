@@ -187,7 +187,7 @@ class _Coupling(InvertibleModule):
             >>> block = GLOWCouplingBlock([(4,)], subnet_constructor=lambda i, o: nn.Linear(i, o))
             >>> x = torch.randn(3, 4)
             >>> (y,), log_det = block([x])
-            >>> backprop = Backprop(accumulate=False)
+            >>> backprop = Backprop()
             >>> inputs, input_grads, _ = block.memory_saving_backward(
             ...     [y.detach()], None, False, [torch.ones_like(y)], torch.ones(3), backprop)
             >>> torch.allclose(inputs[0], x, atol=1e-6), input_grads[0].shape, len(backprop.parameter_grads)

@@ -102,6 +102,43 @@ def test_sequence_gradients_match_normal_mode(memory_saving, backwards):
     _assert_same_gradients(model, [x], [c], memory_saving)
 
 
+@pytest.mark.parametrize("tensor_hooks", [False, True])
+def test_gradients_accumulate_over_backward_calls_as_in_normal_mode(monkeypatch, tensor_hooks):
+    """Gradient accumulation (``.grad`` already set after the first micro-batch): each parameter's hooks run
+    once per backward (a tensor hook with a gradient), and two micro-batches sum to the normal mode's
+    gradients. Without tensor hooks the second micro-batch adds each step's gradients in place."""
+    import freia_graph.framework.memory_saving as memory_saving
+
+    in_place = []
+    original = memory_saving._added_in_place
+    monkeypatch.setattr(memory_saving, "_added_in_place", lambda ctx: in_place.append(original(ctx)) or in_place[-1])
+    torch.manual_seed(0)
+    inn = _chain(3)
+    x, c = torch.randn(10, 6, dtype=torch.float64), torch.randn(10, 3, dtype=torch.float64)
+    with torch.no_grad():
+        inn(x, c=c)
+    perturb_parameters(inn, scale=0.3, seed=1)
+    parameters = list(inn.parameters())
+    fired: dict[int, int] = {}
+    for parameter in parameters:
+        parameter.register_post_accumulate_grad_hook(lambda p: fired.__setitem__(id(p), fired.get(id(p), 0) + 1))
+        if tensor_hooks:
+            parameter.register_hook(lambda grad: grad.clamp(-1e6, 1e6))  # needs a gradient, not None
+    results = []
+    for mode in (False, True):
+        inn.memory_saving = mode
+        inn.zero_grad(set_to_none=True)
+        fired.clear()
+        for half in (slice(0, 5), slice(5, 10)):
+            _loss(*inn(x[half], c=c[half])).backward()
+        assert sorted(fired.values()) == [2] * len(parameters), "every hook once per backward"
+        results.append([p.grad.clone() for p in parameters])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=TOLERANCE, atol=TOLERANCE)
+    first, second = in_place
+    assert not first and len(second) == (0 if tensor_hooks else len(parameters))
+
+
 def test_first_call_initialises_actnorm_as_normal_mode():
     torch.manual_seed(0)
     normal, saving = _chain(3), None

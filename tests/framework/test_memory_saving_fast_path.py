@@ -203,25 +203,6 @@ def test_autograd_grad_returns_the_parameter_gradients():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("rev", [False, True])
-def test_backward_accumulates_parameter_gradients_step_by_step(monkeypatch, rev):
-    """Under ``.backward()`` each step's parameter gradients go to ``.grad`` at once, none returned at the end."""
-    import freia_graph.framework.memory_saving as memory_saving
-
-    modes = []
-    original = memory_saving.Backprop.__init__
-
-    def spy(self, accumulate):
-        modes.append(accumulate)
-        original(self, accumulate)
-
-    monkeypatch.setattr(memory_saving.Backprop, "__init__", spy)
-    inn = _chain(Fm.RNVPCouplingBlock, True)
-    x, c = _data(True)
-    _assert_same_gradients(inn, x, c, rev=rev)
-    assert modes == [True]
-
-
 def test_backward_with_some_inputs_returns_those_parameter_gradients():
     """``.backward(inputs=...)`` naming some parameters: exactly those get gradients, the normal mode's."""
     inn = _chain(Fm.GLOWCouplingBlock, True)
