@@ -372,6 +372,8 @@ class _Builder:
         self.declare(Ff.FeedForwardNode(port, output, layer, arguments, name=self.name("FeedForward")))
 
     def _read_flow_candidates(self) -> list[tuple[Port, Port, BlockSpec]]:
+        if self.budget < 2:  # the reader and the block it conditions: two nodes
+            return []
         specs = [spec for spec in self.options.blocks if spec.conditional and spec.condition_dims is None]
         return [
             (read, target, spec)
