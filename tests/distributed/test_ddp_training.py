@@ -1,5 +1,6 @@
 """Training under DistributedDataParallel (2 gloo processes on CPU) keeps the ranks identical and equals
-training in one process on the concatenated batch, ActNorm's data-dependent initialisation included."""
+training in one process on the concatenated batch, ActNorm's data-dependent initialisation included, in the
+normal mode and with memory-saving backprop."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def _subnet(c_in: int, c_out: int) -> nn.Module:
     return nn.Sequential(nn.Linear(c_in, 16), nn.Tanh(), nn.Linear(16, c_out))
 
 
-def _model() -> Ff.GraphINN:
+def _model(memory_saving: bool = False) -> Ff.GraphINN:
     """A conditional flow with every block whose state could drift apart between ranks."""
     torch.manual_seed(0)
     x = Ff.InputNode(DIMS, name="x")
@@ -41,7 +42,7 @@ def _model() -> Ff.GraphINN:
     perm = Ff.Node(aio, Fm.PermuteRandom, {"seed": 1}, name="permute")
     glow = Ff.Node(perm, Fm.GLOWCouplingBlock, {"subnet_constructor": _subnet, "clamp": 2.0}, conditions=cond,
                    name="glow")
-    return Ff.GraphINN([x, cond, norm, aio, perm, glow, Ff.OutputNode(glow, name="z")])
+    return Ff.GraphINN([x, cond, norm, aio, perm, glow, Ff.OutputNode(glow, name="z")], memory_saving=memory_saving)
 
 
 def _global_batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,12 +65,12 @@ def _train(model: nn.Module, rank: int | None) -> None:
         optimizer.step()
 
 
-def _run_rank(rank: int, port: int, out_dir: str) -> None:
+def _run_rank(rank: int, port: int, out_dir: str, memory_saving: bool) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE,
                             timeout=datetime.timedelta(seconds=60))
     try:
-        model = nn.parallel.DistributedDataParallel(_model())
+        model = nn.parallel.DistributedDataParallel(_model(memory_saving))
         _train(model, rank)
         torch.save(model.module.state_dict(), Path(out_dir) / f"rank{rank}.pt")
     finally:
@@ -82,9 +83,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _spawn_ranks(out_dir: Path) -> None:
-    context = mp.start_processes(_run_rank, args=(_free_port(), str(out_dir)), nprocs=WORLD_SIZE, join=False,
-                                 start_method="spawn")
+def _spawn_ranks(out_dir: Path, memory_saving: bool) -> None:
+    context = mp.start_processes(_run_rank, args=(_free_port(), str(out_dir), memory_saving), nprocs=WORLD_SIZE,
+                                 join=False, start_method="spawn")
     deadline = time.monotonic() + TIME_LIMIT_S
     while not context.join(timeout=1):
         if time.monotonic() > deadline:
@@ -93,8 +94,10 @@ def _spawn_ranks(out_dir: Path) -> None:
             pytest.fail(f"the {WORLD_SIZE} DDP ranks did not finish within {TIME_LIMIT_S} s")
 
 
-def test_ddp_ranks_stay_identical_and_match_one_process_on_the_global_batch(tmp_path):
-    _spawn_ranks(tmp_path)
+@pytest.mark.parametrize("memory_saving", [False, True], ids=["normal", "memory-saving"])
+def test_ddp_ranks_stay_identical_and_match_one_process_on_the_global_batch(tmp_path, memory_saving):
+    """With memory saving too: its parameter gradients reach DDP's hooks once each, as in the normal mode."""
+    _spawn_ranks(tmp_path, memory_saving)
     ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(WORLD_SIZE)]
     reference = _model()
     _train(reference, rank=None)
