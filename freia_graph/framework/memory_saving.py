@@ -212,6 +212,23 @@ class _Region:
         for slot, position in last_read.items():
             if slot not in kept:
                 self.dead_after[position].append(slot)
+        self.needless: frozenset[int] = frozenset()
+
+    def find_needless_steps(self, trainable: Sequence[bool], given: Sequence[Any]) -> None:
+        """Find the steps whose backward nothing needs: no trainable parameters, and nothing they read (given
+        values or earlier steps' outputs) depends on anything requiring grad, e.g. the squeeze that starts an
+        image flow. What produced their inputs is needless too, so backward neither rebuilds nor recomputes
+        there."""
+        plan = self.plan
+        depends = {slot for slot, value in zip(plan.input_slots + plan.condition_slots, given)
+                   if isinstance(value, Tensor) and value.requires_grad}
+        needless = set()
+        for position, step in enumerate(plan.steps):
+            if trainable[step.module_index] or any(slot in depends for slot in step.inputs + (step.conditions or ())):
+                depends.update(step.outputs)
+            else:
+                needless.add(position)
+        self.needless = frozenset(needless)
 
 
 class MemorySavingRun(torch.autograd.Function):
@@ -237,8 +254,10 @@ class MemorySavingRun(torch.autograd.Function):
             inputs: list[Tensor], conditions: list[Tensor], rev: bool, jac: bool,
             reference: Tensor) -> tuple[list[Tensor], Tensor]:
         """Run ``plan`` in memory-saving mode (``forward_modules``: the modules or checked wrappers)."""
-        parameters = _trainable_parameters(modules)
+        per_module = [_trainable_parameters([module]) for module in modules]
+        parameters = list({id(p): p for found in per_module for p in found}.values())
         region = _Region(plan, kept, modules, forward_modules, rev, jac)
+        region.find_needless_steps([bool(found) for found in per_module], inputs + conditions)
         results = MemorySavingRun.apply(region, reference, len(inputs), len(conditions),
                                         *inputs, *conditions, *parameters)
         return list(results[:-1]), results[-1]
@@ -306,6 +325,8 @@ class MemorySavingRun(torch.autograd.Function):
         autocast_enabled, autocast_dtype = ctx.autocast
         with torch.autocast(ctx.device.type, dtype=autocast_dtype, enabled=autocast_enabled):
             for position in reversed(range(len(plan.steps))):
+                if position in region.needless:
+                    continue
                 step = plan.steps[position]
                 try:
                     _backward_step(ctx, step, position, values, gradients, log_det_grad, backprop)

@@ -209,6 +209,40 @@ def test_rebuilt_activations_keep_the_forward_memory_layout():
     assert rebuilt.stride() != x.stride()  # what backward would recompute from, were the layout not restored
 
 
+@pytest.mark.parametrize("input_requires_grad", [False, True])
+def test_steps_nothing_needs_are_not_rebuilt(monkeypatch, input_requires_grad):
+    """The squeeze that starts an image flow, on data that needs no gradient, has no backward to run: it is
+    neither inverted nor recomputed (it is when the data needs a gradient)."""
+    reverse_calls = []
+    original = Fm.HaarDownsampling.forward
+
+    def counting(self, x_or_z, c=None, rev=False, jac=True):
+        reverse_calls.append(rev and torch.is_grad_enabled() is False)
+        return original(self, x_or_z, c, rev, jac)
+
+    torch.manual_seed(0)
+    inn = Ff.SequenceINN(2, 4, 4, memory_saving=True)
+    inn.append(Fm.HaarDownsampling)
+    inn.append(Fm.GLOWCouplingBlock, subnet_constructor=lambda c_in, c_out: nn.Conv2d(c_in, c_out, 3, padding=1))
+    inn = inn.double()
+    perturb_parameters(inn, scale=0.3, seed=1)
+    x = torch.randn(3, 2, 4, 4, dtype=torch.float64)
+    monkeypatch.setattr(Fm.HaarDownsampling, "forward", counting)
+    gradients = []
+    for mode in (False, True):
+        inn.memory_saving = mode
+        inn.zero_grad(set_to_none=True)
+        reverse_calls.clear()
+        inputs = x.clone().requires_grad_(input_requires_grad)
+        _loss(*inn(inputs)).backward()
+        gradients.append([inputs.grad] + [p.grad for p in inn.parameters()])
+    assert sum(reverse_calls) == (1 if input_requires_grad else 0)  # in backward, memory-saving mode
+    for a, b in zip(*gradients):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=TOLERANCE, atol=TOLERANCE)
+
+
 def test_nested_memory_saving_region(monkeypatch):
     runs = []
     original = MemorySavingRun.run
