@@ -65,13 +65,25 @@ def _train(model: nn.Module, rank: int | None) -> None:
         optimizer.step()
 
 
-def _run_rank(rank: int, port: int, out_dir: str, memory_saving: bool) -> None:
+def _train_in_micro_batches(model: nn.Module, rank: int) -> None:
+    """SGD with gradients kept allocated (``zero_grad(set_to_none=False)``) and two micro-batches per step."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    for step in range(STEPS):
+        x, c = (t.chunk(WORLD_SIZE)[rank] for t in _global_batch(step))
+        optimizer.zero_grad(set_to_none=False)
+        for half in (slice(0, LOCAL_BATCH // 2), slice(LOCAL_BATCH // 2, None)):
+            z, log_det = model(x[half], c=[c[half]])
+            ((0.5 * z.square().sum(1) - log_det).sum() / LOCAL_BATCH).backward()
+        optimizer.step()
+
+
+def _run_rank(rank: int, port: int, out_dir: str, memory_saving: bool, micro_batches: bool) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE,
                             timeout=datetime.timedelta(seconds=60))
     try:
-        model = nn.parallel.DistributedDataParallel(_model(memory_saving))
-        _train(model, rank)
+        model = nn.parallel.DistributedDataParallel(_model(memory_saving), gradient_as_bucket_view=micro_batches)
+        (_train_in_micro_batches if micro_batches else _train)(model, rank)
         torch.save(model.module.state_dict(), Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -83,9 +95,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _spawn_ranks(out_dir: Path, memory_saving: bool) -> None:
-    context = mp.start_processes(_run_rank, args=(_free_port(), str(out_dir), memory_saving), nprocs=WORLD_SIZE,
-                                 join=False, start_method="spawn")
+def _spawn_ranks(out_dir: Path, memory_saving: bool, micro_batches: bool = False) -> None:
+    context = mp.start_processes(_run_rank, args=(_free_port(), str(out_dir), memory_saving, micro_batches),
+                                 nprocs=WORLD_SIZE, join=False, start_method="spawn")
     deadline = time.monotonic() + TIME_LIMIT_S
     while not context.join(timeout=1):
         if time.monotonic() > deadline:
@@ -111,3 +123,15 @@ def test_ddp_ranks_stay_identical_and_match_one_process_on_the_global_batch(tmp_
     assert initialised and all(bool(ranks[rank][name]) for name in initialised for rank in range(WORLD_SIZE))
     moved = [name for name, value in expected.items() if not torch.equal(value, initial[name])]
     assert any("subnet" in name for name in moved) and any(name.endswith("log_scale") for name in moved)
+
+
+def test_ddp_micro_batches_into_bucket_views_memory_saving_matches_normal_mode(tmp_path):
+    """Gradients kept allocated as views of DDP's buckets, two micro-batches per step: memory saving adds each
+    step's parameter gradients into them in place, and training ends where the normal mode's does."""
+    states = {}
+    for memory_saving in (False, True):
+        _spawn_ranks(tmp_path, memory_saving, micro_batches=True)
+        states[memory_saving] = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(WORLD_SIZE)]
+    for name, value in states[False][0].items():
+        assert torch.equal(states[True][0][name], states[True][1][name]), f"ranks differ in {name}"
+        torch.testing.assert_close(states[True][0][name], value, atol=1e-5, rtol=1e-5, msg=f"{name} differs")
