@@ -197,13 +197,30 @@ def _trainable_parameters(modules: Sequence[nn.Module]) -> list[Tensor]:
     return list(found.values())
 
 
+def _needless_steps(plan: Plan, trainable: Sequence[bool], given: Sequence[Any]) -> frozenset[int]:
+    """The steps whose backward nothing needs: no trainable parameters (``trainable``, per module), and
+    nothing they read (``given`` inputs and conditions, or earlier steps' outputs) depends on anything
+    requiring grad, e.g. the squeeze that starts an image flow. What produced their inputs is needless too,
+    so backward neither rebuilds nor recomputes there."""
+    depends = {slot for slot, value in zip(plan.input_slots + plan.condition_slots, given)
+               if isinstance(value, Tensor) and value.requires_grad}
+    needless = set()
+    for position, step in enumerate(plan.steps):
+        if trainable[step.module_index] or any(slot in depends for slot in step.inputs + (step.conditions or ())):
+            depends.update(step.outputs)
+        else:
+            needless.add(position)
+    return frozenset(needless)
+
+
 class _Region:
-    """What a memory-saving run needs besides tensors: the plan, the modules, the direction."""
+    """What a memory-saving run needs besides tensors: the plan, the modules, the direction, and the steps
+    backward skips."""
 
     def __init__(self, plan: Plan, kept: frozenset[int], modules: Sequence[Any], forward_modules: Sequence[Any],
-                 rev: bool, jac: bool):
+                 rev: bool, jac: bool, needless: frozenset[int]):
         self.plan, self.kept, self.modules, self.forward_modules = plan, kept, modules, forward_modules
-        self.rev, self.jac = rev, jac
+        self.rev, self.jac, self.needless = rev, jac, needless
         last_read: dict[int, int] = {}
         for position, step in enumerate(plan.steps):
             for slot in step.inputs + (step.conditions or ()):
@@ -212,23 +229,6 @@ class _Region:
         for slot, position in last_read.items():
             if slot not in kept:
                 self.dead_after[position].append(slot)
-        self.needless: frozenset[int] = frozenset()
-
-    def find_needless_steps(self, trainable: Sequence[bool], given: Sequence[Any]) -> None:
-        """Find the steps whose backward nothing needs: no trainable parameters, and nothing they read (given
-        values or earlier steps' outputs) depends on anything requiring grad, e.g. the squeeze that starts an
-        image flow. What produced their inputs is needless too, so backward neither rebuilds nor recomputes
-        there."""
-        plan = self.plan
-        depends = {slot for slot, value in zip(plan.input_slots + plan.condition_slots, given)
-                   if isinstance(value, Tensor) and value.requires_grad}
-        needless = set()
-        for position, step in enumerate(plan.steps):
-            if trainable[step.module_index] or any(slot in depends for slot in step.inputs + (step.conditions or ())):
-                depends.update(step.outputs)
-            else:
-                needless.add(position)
-        self.needless = frozenset(needless)
 
 
 class MemorySavingRun(torch.autograd.Function):
@@ -256,8 +256,8 @@ class MemorySavingRun(torch.autograd.Function):
         """Run ``plan`` in memory-saving mode (``forward_modules``: the modules or checked wrappers)."""
         per_module = [_trainable_parameters([module]) for module in modules]
         parameters = list({id(p): p for found in per_module for p in found}.values())
-        region = _Region(plan, kept, modules, forward_modules, rev, jac)
-        region.find_needless_steps([bool(found) for found in per_module], inputs + conditions)
+        needless = _needless_steps(plan, [bool(found) for found in per_module], inputs + conditions)
+        region = _Region(plan, kept, modules, forward_modules, rev, jac, needless)
         results = MemorySavingRun.apply(region, reference, len(inputs), len(conditions),
                                         *inputs, *conditions, *parameters)
         return list(results[:-1]), results[-1]
@@ -389,11 +389,14 @@ class Backprop:
     def __init__(self, in_place: frozenset[int] = frozenset()):
         self.in_place = in_place
         self.parameter_grads: dict[int, Tensor] = {}
+        self._parameters_of: dict[int, list[Tensor]] = {}  # a coupling calls once per stage with the same module
 
     def __call__(self, roots: Sequence[Tensor], root_grads: Sequence[Tensor], leaves: Sequence[Tensor | None],
                  module: nn.Module) -> list[Tensor | None]:
         targets = [leaf for leaf in leaves if leaf is not None and leaf.requires_grad]
-        parameters = _trainable_parameters([module])
+        parameters = self._parameters_of.get(id(module))
+        if parameters is None:
+            parameters = self._parameters_of[id(module)] = _trainable_parameters([module])
         if not roots or (not targets and not parameters):
             return [None] * len(leaves)
         found = torch.autograd.grad(roots, targets + parameters, root_grads, allow_unused=True)
