@@ -269,7 +269,7 @@ def time_rows(device: str, repeats: int, every: int) -> None:
     print("|---|---|---|---|---|")
     now = _clock(device)
     # the larger batches show the per-step overhead of backward's Python amortised, the ratio nearing its floor
-    for label, build, x, depth in (("vector chain, batch 128", vector_chain, torch.randn(128, 64), 16),
+    for label, build, x, depth in (("vector chain, batch 256", vector_chain, torch.randn(256, 64), 16),
                                    ("vector chain, batch 512", vector_chain, torch.randn(512, 64), 16),
                                    ("Glow-like 3x32x32, batch 16", image_graph, torch.randn(16, *IMAGE_DIMS), 8),
                                    ("Glow-like 3x32x32, batch 64", image_graph, torch.randn(64, *IMAGE_DIMS), 8)):

@@ -13,10 +13,14 @@ Fast path: a module may offer ``memory_saving_backward(outputs, c, rev, output_g
 backprop)``, returning ``(inputs, input_grads, condition_grads)`` (``inputs`` detached, a gradient None
 where it is zero), or None to decline. It backpropagates through what it recomputes with
 ``backprop(roots, root_grads, leaves, module)`` (a :class:`Backprop`), which returns the leaves' gradients
-and takes care of ``module``'s parameters. Where present and accepting, the hook replaces the generic
+and takes care of ``module``'s parameters; parameter gradients it derives in closed form go to
+``backprop.accumulate(parameter, grad)``. Where present and accepting, the hook replaces the generic
 inversion + recomputation: the coupling blocks (GLOW, RealNVP, GIN, NICE, one-sided and conditional
 affine) evaluate each subnet once there, since the conditioning half that the inversion and the
-recomputation feed it is the same, making a training step cost a no-grad forward plus a normal one. A
+recomputation feed it is the same, making a training step cost a no-grad forward plus a normal one;
+ActNorm and the learned channel matrices (InvertibleConv1x1, InvertibleLinear) are affine per position,
+so their hooks rebuild the input and derive every gradient in closed form, with no recomputation and
+no autograd call (on small tensors, autograd's fixed cost per call is what such a step would pay). A
 hook must decline whenever it might not compute exactly what the module's ``forward`` does: the couplings
 decline for subclasses that override ``forward`` or any helper the hook relies on, for modules with
 forward hooks, and for a conditional block called without conditions (see
@@ -401,12 +405,20 @@ class Backprop:
             return [None] * len(leaves)
         found = torch.autograd.grad(roots, targets + parameters, root_grads, allow_unused=True)
         for parameter, grad in zip(parameters, found[len(targets):]):
-            if grad is not None and id(parameter) in self.in_place:
-                parameter.grad.add_(grad)
-            else:
-                _accumulate(self.parameter_grads, id(parameter), grad)
+            self.accumulate(parameter, grad)
         leaf_grads = iter(found)
         return [next(leaf_grads) if leaf is not None and leaf.requires_grad else None for leaf in leaves]
+
+
+    def accumulate(self, parameter: Tensor, grad: Tensor | None) -> None:
+        """Take a gradient of a region's ``parameter`` (one a hook computed in closed form, or autograd's);
+        nothing if ``grad`` is None or the parameter is frozen."""
+        if grad is None or not parameter.requires_grad:
+            return
+        if id(parameter) in self.in_place:
+            parameter.grad.add_(grad)
+        else:
+            _accumulate(self.parameter_grads, id(parameter), grad)
 
 
 def _accumulate(gradients: dict[Any, Tensor], key: Any, grad: Tensor | None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -249,9 +249,22 @@ def _leaf(value: Tensor) -> Tensor:
     return value.detach().requires_grad_(value.is_floating_point() or value.is_complex())
 
 
-#: ``backprop(roots, root_grads, leaves, module) -> leaf gradients``, handling ``module``'s parameters
-#: (``freia_graph.framework.memory_saving.Backprop``)
-BackpropFn = Callable[[Sequence[Tensor], Sequence[Tensor], Sequence[Tensor | None], nn.Module], list[Tensor | None]]
+class BackpropFn(Protocol):
+    """What a ``memory_saving_backward`` hook gets to hand over gradients
+    (``freia_graph.framework.memory_saving.Backprop``)."""
+
+    def __call__(self, roots: Sequence[Tensor], root_grads: Sequence[Tensor], leaves: Sequence[Tensor | None],
+                 module: nn.Module) -> list[Tensor | None]:
+        """Backpropagate ``root_grads`` from ``roots``: return the gradients of ``leaves`` (None where there is
+        none) and take care of those of ``module``'s trainable parameters."""
+        ...
+
+    def accumulate(self, parameter: Tensor, grad: Tensor | None) -> None:
+        """Take a parameter's gradient computed in closed form (nothing if ``grad`` is None or the parameter
+        is frozen)."""
+        ...
+
+
 StageGradients = tuple[Tensor, Tensor | None, Tensor | None, list[Tensor | None]]
 
 

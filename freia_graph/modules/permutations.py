@@ -160,6 +160,20 @@ def mix_channels(x: Tensor, matrix: Tensor) -> Tensor:
     return (x.movedim(1, -1) @ matrix.mT).movedim(-1, 1)
 
 
+def _summed_outer_product(a: Tensor, b: Tensor) -> Tensor:
+    """``sum over samples and positions of a_c b_d``, a ``(C, C)`` matrix: the gradient of the matrix in
+    :func:`mix_channels` given the output's gradient ``a`` and the input ``b``.
+
+    Example:
+        >>> a, b = torch.ones(2, 1, 3), torch.arange(6.0).reshape(2, 1, 3)
+        >>> _summed_outer_product(a, b).item()
+        15.0
+    """
+    if a.dim() == 2:
+        return a.mT @ b
+    return (a.flatten(2) @ b.flatten(2).mT).sum(0)
+
+
 def as_invertible_matrix(matrix: object, channels: int, what: str) -> Tensor:
     """Check that ``matrix`` is a well-conditioned ``(channels, channels)`` tensor; return it as float."""
     if not isinstance(matrix, Tensor):
@@ -382,6 +396,8 @@ def random_orthogonal(size: int, generator: torch.Generator) -> Tensor:
 class _LearnedChannelMatrix(InvertibleModule):
     """A learned invertible channel-mixing matrix ``W``, LU-parametrised or dense."""
 
+    _memory_saving_vetted = True
+
     permutation: Tensor
     sign_s: Tensor
     identity: Tensor
@@ -424,24 +440,28 @@ class _LearnedChannelMatrix(InvertibleModule):
         upper = self.upper.triu(1) + torch.diag(self.sign_s * self.log_s.exp())
         return lower, upper
 
-    def _lu_forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        lower, upper = self._lu_factors()
-        return mix_channels(x, self.permutation @ lower @ upper), self.log_s.sum() * self.positions
+    def _weight(self) -> Tensor:
+        """The matrix ``W`` (with grad)."""
+        return self._lu_weight(*self._lu_factors()) if self.LU_decomposed else self.weight
 
-    def _lu_reverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        # W^-1 = U^-1 L^-1 P^T from two triangular solves on C x C matrices, then one product: solving at
-        # every position instead costs about five times as much on CPU
-        lower, upper = self._lu_factors()
+    def _inverse_weight(self) -> Tensor:
+        """``W^-1`` (with grad)."""
+        return self._lu_inverse(*self._lu_factors()) if self.LU_decomposed else torch.linalg.inv(self.weight)
+
+    def _lu_weight(self, lower: Tensor, upper: Tensor) -> Tensor:
+        return self.permutation @ lower @ upper
+
+    def _lu_inverse(self, lower: Tensor, upper: Tensor) -> Tensor:
+        # U^-1 L^-1 P^T from two triangular solves on C x C matrices, then one product: solving at every
+        # position instead costs about five times as much on CPU
         inverse = torch.linalg.solve_triangular(lower, self.permutation.mT, upper=False, unitriangular=True)
-        inverse = torch.linalg.solve_triangular(upper, inverse, upper=True)
-        return mix_channels(z, inverse), -self.log_s.sum() * self.positions
+        return torch.linalg.solve_triangular(upper, inverse, upper=True)
 
-    def _dense_forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return mix_channels(x, self.weight), torch.linalg.slogdet(self.weight).logabsdet * self.positions
-
-    def _dense_reverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        log_det = -torch.linalg.slogdet(self.weight).logabsdet * self.positions
-        return mix_channels(z, torch.linalg.inv(self.weight)), log_det
+    def _log_det(self) -> Tensor:
+        r""":math:`\log|\det W|` times the number of positions (with grad)."""
+        if self.LU_decomposed:
+            return self.log_s.sum() * self.positions
+        return torch.linalg.slogdet(self.weight).logabsdet * self.positions
 
     def forward(
         self,
@@ -450,11 +470,93 @@ class _LearnedChannelMatrix(InvertibleModule):
         rev: bool = False,
         jac: bool = True,
     ) -> tuple[tuple[Tensor, ...], Tensor]:
-        if self.LU_decomposed:
-            output, log_det = self._lu_reverse(x_or_z[0]) if rev else self._lu_forward(x_or_z[0])
-        else:
-            output, log_det = self._dense_reverse(x_or_z[0]) if rev else self._dense_forward(x_or_z[0])
-        return (output,), log_det
+        if rev:
+            return (mix_channels(x_or_z[0], self._inverse_weight()),), -self._log_det()
+        return (mix_channels(x_or_z[0], self._weight()),), self._log_det()
+
+    def memory_saving_backward(
+        self,
+        outputs: Sequence[Tensor],
+        c: Sequence[Tensor] | None,
+        rev: bool,
+        output_grads: Sequence[Tensor | None],
+        log_det_grad: Tensor | None,
+        backprop: BackpropFn,
+    ) -> tuple[list[Tensor], list[Tensor | None], list] | None:
+        r"""Memory-saving backprop's fast path, in closed form, with no recomputation and no autograd call.
+
+        The step is :math:`y = M x` at every position (:math:`M = W`, or :math:`W^{-1}` in reverse), so
+        :math:`x = M^{-1} y`, the input's gradient is :math:`M^\top g`, and :math:`M`'s is :math:`G = \sum g
+        x^\top` over samples and positions: three products over the activations, as in the normal mode's
+        forward and backward. :math:`W`'s gradient is then :math:`G`, or :math:`-M^\top G M^\top` in reverse,
+        plus :math:`\pm H W\, W^{-\top}` times the log-det's summed gradient; see :meth:`_lu_gradients` for
+        the LU factors'. See ``GLOWCouplingBlock.memory_saving_backward`` for the protocol; None (the generic
+        path) for a subclass that changes the maths, or under autocast (whose low-precision products this does
+        not replay).
+
+        Example:
+            >>> from freia_graph.framework.memory_saving import Backprop
+            >>> block = InvertibleConv1x1([(3, 2, 2)], seed=0)
+            >>> x = torch.randn(2, 3, 2, 2)
+            >>> (y,), _ = block([x])
+            >>> backprop = Backprop()
+            >>> (x_back,), (grad_x,), _ = block.memory_saving_backward([y], None, False, [torch.ones_like(y)],
+            ...                                                        None, backprop)
+            >>> torch.allclose(x_back, x, atol=1e-6), backprop.parameter_grads[id(block.lower)].shape
+            (True, torch.Size([3, 3]))
+        """
+        methods = ("forward", "memory_saving_backward", "_weight", "_inverse_weight", "_log_det", "_lu_factors",
+                   "_lu_weight", "_lu_inverse", "_lu_gradients")
+        y, grad_y = outputs[0], output_grads[0]
+        if not fast_backward_fits(self, methods) or torch.is_autocast_enabled(y.device.type):
+            return None
+        with torch.no_grad():
+            if self.LU_decomposed:
+                factors = self._lu_factors()
+                weight, inverse = self._lu_weight(*factors), self._lu_inverse(*factors)
+            else:
+                weight, inverse = self.weight, torch.linalg.inv(self.weight)
+            matrix, undo = (inverse, weight) if rev else (weight, inverse)
+            x = mix_channels(y, undo)
+            grad_x = grad_weight = None
+            if grad_y is not None:
+                grad_x = mix_channels(grad_y, matrix.mT)
+                grad_matrix = _summed_outer_product(grad_y, x)
+                grad_weight = -(matrix.mT @ grad_matrix @ matrix.mT) if rev else grad_matrix
+            # the step's log-det is +-log|det W| H W
+            grad_log_det = None if log_det_grad is None else log_det_grad.sum() * (-1 if rev else 1)
+            if self.LU_decomposed:
+                gradients = self._lu_gradients(factors, grad_weight, grad_log_det)
+            else:
+                if grad_log_det is not None:  # d log|det W| / dW = W^-T
+                    from_log_det = inverse.mT * (grad_log_det * self.positions)
+                    grad_weight = from_log_det if grad_weight is None else grad_weight + from_log_det
+                gradients = [(self.weight, grad_weight)]
+        for parameter, grad in gradients:
+            backprop.accumulate(parameter, grad)
+        return [x], [grad_x], []
+
+    def _lu_gradients(self, factors: tuple[Tensor, Tensor], grad_weight: Tensor | None,
+                      grad_log_det: Tensor | None) -> list[tuple[Tensor, Tensor | None]]:
+        r"""The LU parameters' gradients, given the factors ``(L, U)``, :math:`W`'s gradient and the summed
+        gradient of :math:`\log|\det W|`.
+
+        :math:`W = P L U` gives :math:`\partial L = P^\top G U^\top` and :math:`\partial U = (P L)^\top G`;
+        ``lower`` and ``upper`` take their strictly lower and upper parts, ``log_s`` the diagonal of
+        :math:`\partial U` times :math:`\operatorname{sign}(s) e^{\log|s|}`, plus :math:`H W` times the
+        log-det's gradient.
+        """
+        grad_lower = grad_upper = grad_log_s = None
+        if grad_weight is not None:
+            lower, upper = factors
+            grad_lower = (self.permutation.mT @ grad_weight @ upper.mT).tril(-1)
+            grad_u = (self.permutation @ lower).mT @ grad_weight
+            grad_upper = grad_u.triu(1)
+            grad_log_s = torch.diagonal(grad_u) * self.sign_s * self.log_s.exp()
+        if grad_log_det is not None:
+            from_log_det = (grad_log_det * self.positions).expand_as(self.log_s)
+            grad_log_s = from_log_det.clone() if grad_log_s is None else grad_log_s + from_log_det
+        return [(self.lower, grad_lower), (self.upper, grad_upper), (self.log_s, grad_log_s)]
 
     def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
         """The shapes are unchanged."""

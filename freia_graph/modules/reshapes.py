@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._coupling_tools import BackpropFn, fast_backward_fits
 from ._state_dict_compat import Entries, register_layout_conversion
 from .base import InvertibleModule, Shape, normalize_shapes
 from .permutations import single_input_shape
@@ -173,6 +174,10 @@ class _SpaceToDepth(InvertibleModule):
     def _up(self, z: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def _down_gain(self) -> float:
+        """``g`` such that ``_down`` is ``g`` times an orthogonal map (so its transpose is ``g**2 _up``)."""
+        return 1.0
+
     def forward(
         self, x_or_z: Sequence[Tensor], c: Sequence[Tensor] | None = None, rev: bool = False, jac: bool = True
     ) -> tuple[tuple[Tensor], float]:
@@ -181,6 +186,44 @@ class _SpaceToDepth(InvertibleModule):
         if rev != self.upsamples:
             return (self._up(x),), -log_det
         return (self._down(x),), log_det
+
+    def memory_saving_backward(
+        self,
+        outputs: Sequence[Tensor],
+        c: Sequence[Tensor] | None,
+        rev: bool,
+        output_grads: Sequence[Tensor | None],
+        log_det_grad: Tensor | None,
+        backprop: BackpropFn,
+    ) -> tuple[list[Tensor], list[Tensor | None], list] | None:
+        """Memory-saving backprop's fast path: ``_down`` is ``g`` times an orthogonal map, so the input is
+        rebuilt by the opposite resampling and the input's gradient is the opposite resampling of the
+        output's, scaled by ``g**2`` (``1 / g**2`` after an upsampling); the log-det is constant. No
+        recomputation, no autograd call. See ``GLOWCouplingBlock.memory_saving_backward`` for the protocol;
+        None (the generic path) for a subclass that changes the maths.
+
+        Example:
+            >>> haar = HaarDownsampling([(1, 2, 2)], rebalance=0.5)
+            >>> x = torch.randn(1, 1, 2, 2)
+            >>> (z,), _ = haar([x])
+            >>> (x_back,), (grad_x,), _ = haar.memory_saving_backward([z], None, False, [torch.ones_like(z)],
+            ...                                                       None, None)
+            >>> torch.allclose(x_back, x), grad_x.flatten().tolist()
+            (True, [1.0, 0.0, 0.0, 0.0])
+        """
+        if not fast_backward_fits(self, ("forward", "memory_saving_backward", "_down", "_up", "_down_gain")):
+            return None
+        y, grad_y = outputs[0], output_grads[0]
+        scale = self._down_gain() ** 2
+        with torch.no_grad():
+            if rev != self.upsamples:  # the step upsampled: _up is _down's inverse, _down / g**2 its transpose
+                x, grad_x = self._down(y), None if grad_y is None else self._down(grad_y)
+                scale = 1 / scale
+            else:
+                x, grad_x = self._up(y), None if grad_y is None else self._up(grad_y)
+            if grad_x is not None and scale != 1:
+                grad_x = grad_x * scale
+        return [x], [grad_x], []
 
     def output_dims(self, input_dims: Sequence[Iterable[int]]) -> list[Shape]:
         shape = one_input_shape(input_dims, type(self).__name__)
@@ -217,6 +260,8 @@ class IRevNetDownsampling(_SpaceToDepth):
         >>> down.output_dims([(3, 8, 8)])
         [(12, 4, 4)]
     """
+
+    _memory_saving_vetted = True
 
     def __init__(
         self,
@@ -318,6 +363,8 @@ class HaarDownsampling(_SpaceToDepth):
         ([2.5, -0.5, -1.0, 0.0], -2.7726)
     """
 
+    _memory_saving_vetted = True
+
     def __init__(
         self,
         dims_in: Iterable[Iterable[int]],
@@ -340,6 +387,9 @@ class HaarDownsampling(_SpaceToDepth):
             z = _group_by_channel(z, self.channels)
         x = F.conv_transpose2d(z, self.haar_weights, stride=2, groups=self.channels)
         return x * (0.5 / self.rebalance)
+
+    def _down_gain(self) -> float:
+        return self.rebalance
 
 
 class HaarUpsampling(HaarDownsampling):

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor
 
+from ._coupling_tools import BackpropFn, fast_backward_fits
 from .base import InvertibleModule, Shape, _is_int, normalize_shapes
 from .permutations import single_input_shape
 
@@ -93,6 +94,20 @@ def _concat_shape(shapes: Sequence[Shape], dim: int, owner: str) -> Shape:
     return _replace(first, dim, sum(shape[dim] for shape in shapes))
 
 
+def _undo_cut_or_join(outputs: Sequence[Tensor], output_grads: Sequence[Tensor | None], sizes: Sequence[int],
+                      dim: int, cut: bool) -> tuple[list[Tensor], list[Tensor | None], list]:
+    """The inputs and input gradients of a step that cut its input into ``outputs`` along ``dim`` (``cut``),
+    or joined its inputs into ``outputs[0]``: the memory-saving backward of Split and Concat."""
+    if not cut:
+        grad = output_grads[0]
+        grads = [None] * len(sizes) if grad is None else list(grad.split_with_sizes(sizes, dim=dim))
+        return list(outputs[0].split_with_sizes(sizes, dim=dim)), grads, []
+    if all(grad is None for grad in output_grads):
+        return [torch.cat(list(outputs), dim=dim)], [None], []
+    grads = [torch.zeros_like(piece) if grad is None else grad for piece, grad in zip(outputs, output_grads)]
+    return [torch.cat(list(outputs), dim=dim)], [torch.cat(grads, dim=dim)], []
+
+
 class Split(InvertibleModule):
     r"""Cut one tensor into several along a dimension; the inverse concatenates them again.
 
@@ -124,6 +139,8 @@ class Split(InvertibleModule):
         (torch.Size([5, 1, 4, 4]), torch.Size([5, 2, 4, 4]), 0.0)
     """
 
+    _memory_saving_vetted = True
+
     def __init__(
         self,
         dims_in: Iterable[Iterable[int]],
@@ -147,6 +164,30 @@ class Split(InvertibleModule):
         if rev:
             return (torch.cat(x_or_z, dim=self.dim + 1),), 0.0
         return x_or_z[0].split_with_sizes(self.section_sizes, dim=self.dim + 1), 0.0
+
+    def memory_saving_backward(
+        self,
+        outputs: Sequence[Tensor],
+        c: Sequence[Tensor] | None,
+        rev: bool,
+        output_grads: Sequence[Tensor | None],
+        log_det_grad: Tensor | None,
+        backprop: BackpropFn,
+    ) -> tuple[list[Tensor], list[Tensor | None], list] | None:
+        """Memory-saving backprop's fast path: the pieces and their gradients are joined again (cut again
+        in reverse), with no recomputation. See ``GLOWCouplingBlock.memory_saving_backward`` for the
+        protocol; None (the generic path) for a subclass that changes ``forward``.
+
+        Example:
+            >>> split = Split([(3,)], section_sizes=[1, 2])
+            >>> (x,), (grad_x,), _ = split.memory_saving_backward(
+            ...     [torch.zeros(1, 1), torch.ones(1, 2)], None, False, [None, torch.ones(1, 2)], None, None)
+            >>> x.tolist(), grad_x.tolist()
+            ([[0.0, 1.0, 1.0]], [[0.0, 1.0, 1.0]])
+        """
+        if not fast_backward_fits(self, ("forward", "memory_saving_backward")):
+            return None
+        return _undo_cut_or_join(outputs, output_grads, self.section_sizes, self.dim + 1, cut=not rev)
 
     def output_dims(self, input_dims: Sequence[Iterable[int]]) -> list[Shape]:
         shape = one_input_shape(input_dims, "Split")
@@ -178,6 +219,8 @@ class Concat(InvertibleModule):
         (torch.Size([5, 3, 4, 4]), 0.0)
     """
 
+    _memory_saving_vetted = True
+
     def __init__(
         self,
         dims_in: Iterable[Iterable[int]],
@@ -199,6 +242,30 @@ class Concat(InvertibleModule):
         if rev:
             return x_or_z[0].split_with_sizes(self.section_sizes, dim=self.dim + 1), 0.0
         return (torch.cat(x_or_z, dim=self.dim + 1),), 0.0
+
+    def memory_saving_backward(
+        self,
+        outputs: Sequence[Tensor],
+        c: Sequence[Tensor] | None,
+        rev: bool,
+        output_grads: Sequence[Tensor | None],
+        log_det_grad: Tensor | None,
+        backprop: BackpropFn,
+    ) -> tuple[list[Tensor], list[Tensor | None], list] | None:
+        """Memory-saving backprop's fast path: the joined tensor and its gradient are cut again (joined again
+        in reverse), with no recomputation. See ``GLOWCouplingBlock.memory_saving_backward`` for the
+        protocol; None (the generic path) for a subclass that changes ``forward``.
+
+        Example:
+            >>> concat = Concat([(1,), (2,)])
+            >>> (a, b), (grad_a, grad_b), _ = concat.memory_saving_backward(
+            ...     [torch.arange(3.0).reshape(1, 3)], None, False, [None], None, None)
+            >>> a.tolist(), b.tolist(), grad_a, grad_b
+            ([[0.0]], [[1.0, 2.0]], None, None)
+        """
+        if not fast_backward_fits(self, ("forward", "memory_saving_backward")):
+            return None
+        return _undo_cut_or_join(outputs, output_grads, self.section_sizes, self.dim + 1, cut=rev)
 
     def output_dims(self, input_dims: Sequence[Iterable[int]]) -> list[Shape]:
         shapes = normalize_shapes(input_dims, "input_dims")
