@@ -218,13 +218,14 @@ def _needless_steps(plan: Plan, trainable: Sequence[bool], given: Sequence[Any])
 
 
 class _Region:
-    """What a memory-saving run needs besides tensors: the plan, the modules, the direction, and the steps
-    backward skips."""
+    """What a memory-saving run needs besides tensors: the plan, the modules and their trainable parameters,
+    the direction, and the steps backward skips."""
 
     def __init__(self, plan: Plan, kept: frozenset[int], modules: Sequence[Any], forward_modules: Sequence[Any],
-                 rev: bool, jac: bool, needless: frozenset[int]):
+                 rev: bool, jac: bool, needless: frozenset[int], parameters_of: dict[int, list[Tensor]]):
         self.plan, self.kept, self.modules, self.forward_modules = plan, kept, modules, forward_modules
         self.rev, self.jac, self.needless = rev, jac, needless
+        self.parameters_of = parameters_of  # id(module) -> its trainable parameters, as forward found them
         last_read: dict[int, int] = {}
         for position, step in enumerate(plan.steps):
             for slot in step.inputs + (step.conditions or ()):
@@ -261,7 +262,8 @@ class MemorySavingRun(torch.autograd.Function):
         per_module = [_trainable_parameters([module]) for module in modules]
         parameters = list({id(p): p for found in per_module for p in found}.values())
         needless = _needless_steps(plan, [bool(found) for found in per_module], inputs + conditions)
-        region = _Region(plan, kept, modules, forward_modules, rev, jac, needless)
+        parameters_of = {id(module): found for module, found in zip(modules, per_module)}
+        region = _Region(plan, kept, modules, forward_modules, rev, jac, needless, parameters_of)
         results = MemorySavingRun.apply(region, reference, len(inputs), len(conditions),
                                         *inputs, *conditions, *parameters)
         return list(results[:-1]), results[-1]
@@ -325,7 +327,7 @@ class MemorySavingRun(torch.autograd.Function):
         for slot, grad in zip(plan.output_slots, grads[:-1]):
             _accumulate(gradients, slot, grad)
         log_det_grad = grads[-1] if region.jac else None
-        backprop = Backprop(_added_in_place(ctx))
+        backprop = Backprop(_added_in_place(ctx), region.parameters_of)
         autocast_enabled, autocast_dtype = ctx.autocast
         with torch.autocast(ctx.device.type, dtype=autocast_dtype, enabled=autocast_enabled):
             for position in reversed(range(len(plan.steps))):
@@ -390,10 +392,12 @@ class Backprop:
         (torch.Size([3, 2]), 3.0, None)
     """
 
-    def __init__(self, in_place: frozenset[int] = frozenset()):
+    def __init__(self, in_place: frozenset[int] = frozenset(), parameters_of: dict[int, list[Tensor]] | None = None):
         self.in_place = in_place
         self.parameter_grads: dict[int, Tensor] = {}
-        self._parameters_of: dict[int, list[Tensor]] = {}  # a coupling calls once per stage with the same module
+        # id(module) -> its trainable parameters: the region's modules', found when it ran, and those of any
+        # other module a hook names, found on first use
+        self._parameters_of = dict(parameters_of or {})
 
     def __call__(self, roots: Sequence[Tensor], root_grads: Sequence[Tensor], leaves: Sequence[Tensor | None],
                  module: nn.Module) -> list[Tensor | None]:
@@ -429,6 +433,8 @@ def _accumulate(gradients: dict[Any, Tensor], key: Any, grad: Tensor | None) -> 
 
 def _dim_order(value: Tensor) -> tuple[int, ...]:
     """The dims of ``value`` from the outermost in memory to the innermost (e.g. ``(0, 2, 3, 1)`` channels-last)."""
+    if value.is_contiguous():
+        return tuple(range(value.dim()))
     strides = value.stride()
     return tuple(sorted(range(value.dim()), key=lambda dim: -strides[dim]))
 
