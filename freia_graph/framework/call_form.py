@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import inspect
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch import Tensor, nn
@@ -59,7 +59,7 @@ def _is_positional_contract(parameters: list[inspect.Parameter]) -> bool:
             and head[1].default in (None, inspect.Parameter.empty))  # graphs pass c=None without conditions
 
 
-def call_form(module: nn.Module, has_conditions: bool, where: str = "the module") -> CallForm:
+def call_form(module: nn.Module, has_conditions: bool, where: str | Callable[[], str] = "the module") -> CallForm:
     """How to call ``module``: positionally where its ``forward`` takes the contract's order, else by keyword.
 
     Positional means ``forward(x_or_z, c=None, rev=..., jac=...)`` in that order with ``c`` defaulting to None
@@ -70,7 +70,8 @@ def call_form(module: nn.Module, has_conditions: bool, where: str = "the module"
         module: the module (its bound ``forward`` is inspected, so instance-level overrides count).
         has_conditions: whether the node passes conditions; without them ``c`` is left out for a
             ``forward`` that has no ``c`` (as FrEIA does).
-        where: how to name the module in an error, e.g. ``"Node 'coupling_3' (MyBlock)"``.
+        where: how to name the module in an error, e.g. ``"Node 'coupling_3' (MyBlock)"``, or a function
+            returning that (called only for an error: graphs with thousands of nodes build no strings).
 
     Raises:
         TypeError: the module needs conditions but its ``forward`` cannot take ``c``, or it cannot take
@@ -95,7 +96,8 @@ def call_form(module: nn.Module, has_conditions: bool, where: str = "the module"
     return known[has_conditions]
 
 
-def _read_call_form(module: nn.Module, has_conditions: bool, where: str) -> CallForm:
+def _read_call_form(module: nn.Module, has_conditions: bool, where: str | Callable[[], str]) -> CallForm:
+    where = where() if callable(where) else where
     parameters = _parameters(module)
     if parameters is None:
         return CallForm.KEYWORD if has_conditions else CallForm.KEYWORD_WITHOUT_C

@@ -140,11 +140,11 @@ def kept_slots(plan: Plan, every: int) -> frozenset[int]:
 
     Example:
         >>> import freia_graph.framework as Ff, freia_graph.modules as Fm
-        >>> from freia_graph.framework.graph import build_graph, forward_order
+        >>> from freia_graph.framework.graph import execution_orders
         >>> from freia_graph.framework.plan import compile_plan
         >>> x = Ff.InputNode(4); a = Ff.Node(x, Fm.PermuteRandom, {}); b = Ff.Node(a, Fm.PermuteRandom, {})
         >>> nodes = [x, a, b, Ff.OutputNode(b)]
-        >>> plan = compile_plan(forward_order(build_graph(nodes), nodes), nodes, rev=False, reuse_slots=False)
+        >>> plan = compile_plan(execution_orders(nodes)[0], nodes, rev=False, reuse_slots=False)
         >>> sorted(kept_slots(plan, 10**9)), sorted(kept_slots(plan, 1))
         ([2], [1, 2])
     """

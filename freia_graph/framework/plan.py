@@ -109,7 +109,7 @@ def compile_plan(
     """Turn a node order into a plan for one direction.
 
     Args:
-        order: the nodes in execution order for this direction (see ``graph.forward_order``).
+        order: the nodes in execution order for this direction (see ``graph.execution_orders``).
         node_list: the user's node list; it fixes the order of inputs, conditions and outputs, and the
             module indices (modules are registered in node_list order).
         rev: whether the plan runs the graph backwards.
@@ -117,10 +117,10 @@ def compile_plan(
 
     Example:
         >>> import freia_graph.framework as Ff, freia_graph.modules as Fm
-        >>> from freia_graph.framework.graph import build_graph, forward_order
+        >>> from freia_graph.framework.graph import execution_orders
         >>> x = Ff.InputNode(4); a = Ff.Node(x, Fm.PermuteRandom, {}); b = Ff.Node(a, Fm.PermuteRandom, {})
         >>> nodes = [x, a, b, Ff.OutputNode(b)]
-        >>> plan = compile_plan(forward_order(build_graph(nodes), nodes), nodes, rev=False)
+        >>> plan = compile_plan(execution_orders(nodes)[0], nodes, rev=False)
         >>> plan.n_slots, [(step.module_index, step.inputs, step.outputs) for step in plan.steps]
         (1, [(0, (0,), (0,)), (1, (0,), (0,))])
     """
@@ -155,7 +155,8 @@ def compile_plan(
             steps.append(Step(index, tuple(read_slots), None, write_slots, node, None))
         else:
             n_conditions = len(node.conditions)
-            form = call_form(node.module, bool(n_conditions), f"Node '{node.name}' ({type(node.module).__name__})")
+            where = lambda node=node: f"Node '{node.name}' ({type(node.module).__name__})"  # noqa: E731
+            form = call_form(node.module, bool(n_conditions), where)
             steps.append(Step(index, tuple(read_slots[n_conditions:]), tuple(read_slots[:n_conditions]) or None,
                               write_slots, node, form))
     return Plan(

@@ -46,7 +46,7 @@ from ._coupling_tools import (
     scale_and_shift,
     single_input,
 )
-from .base import InvertibleModule, Shape, normalize_shapes
+from .base import InvertibleModule, Shape, normalize_shapes, set_plain_attributes
 
 __all__ = [
     "AffineCouplingOneSided",
@@ -84,15 +84,13 @@ class _Coupling(InvertibleModule):
         super().__init__(dims_in, dims_c)
         shape = single_input(self.dims_in, type(self).__name__)
         check_condition_dims(shape, self.dims_c, type(self).__name__)
-        self.channels = shape[0]
-        self.ndims = len(shape)
-        self.conditional = bool(self.dims_c)
-        self.condition_length = sum(dims[0] for dims in self.dims_c)
+        set_plain_attributes(self, channels=shape[0], ndims=len(shape), conditional=bool(self.dims_c),
+                             condition_length=sum(dims[0] for dims in self.dims_c),
+                             _sum_dims=tuple(range(1, len(shape) + 1)), _subnet_init_scale=subnet_init_scale,
+                             _subnet_kwargs=subnet_kwargs)
         if split_len is not None:
-            self.split_len1, self.split_len2 = resolve_split_len(split_len, self.channels, type(self).__name__)
-        self._sum_dims = tuple(range(1, self.ndims + 1))
-        self._subnet_init_scale = subnet_init_scale
-        self._subnet_kwargs = subnet_kwargs
+            len1, len2 = resolve_split_len(split_len, self.channels, type(self).__name__)
+            set_plain_attributes(self, split_len1=len1, split_len2=len2)
 
     def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
         # chunk is the cheapest split when both halves are equal
@@ -236,8 +234,8 @@ class _AffineCoupling(_Coupling):
         subnet_kwargs: dict | None,
     ):
         super().__init__(dims_in, dims_c, split_len, subnet_init_scale, subnet_kwargs)
-        self.clamp = clamp
-        self._bounded, factor = resolve_clamp(clamp, clamp_activation, type(self).__name__)
+        bounded, factor = resolve_clamp(clamp, clamp_activation, type(self).__name__)
+        set_plain_attributes(self, clamp=clamp, _bounded=bounded)
         # 0-dim tensors multiply faster than Python floats, which are wrapped anew on every call; the
         # reverse pass uses the negated factor, sparing a negation.
         self.register_buffer("_clamp_factor", torch.tensor(factor), persistent=False)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
+import networkx as nx
 import torch
 from torch import Tensor, nn
 
@@ -19,7 +21,7 @@ from freia_graph.framework.calls import (
     per_sample_log_det,
 )
 from freia_graph.framework.display import Displayable
-from freia_graph.framework.graph import build_graph, forward_order, garbage_collector_paused, reverse_order
+from freia_graph.framework.graph import execution_orders, garbage_collector_paused, graph_of
 from freia_graph.framework.memory_saving import (
     MemorySavingRun,
     check_exactly_invertible,
@@ -129,14 +131,14 @@ class GraphINN(Displayable, DtypeGuard, InvertibleModule):
         self._memory_plans: dict[bool, tuple] = {}
 
     def _build(self, node_list: list[BaseNode], force_tuple_output: bool, verbose: bool, check_inputs: bool) -> None:
-        graph = build_graph(node_list)
+        orders = execution_orders(node_list)
         super().__init__([n.output_dims[0] for n in node_list if n.kind == "input"],
                          [n.output_dims[0] for n in node_list if n.kind == "condition"])
         self.force_tuple_output = force_tuple_output
         self.check_inputs = check_inputs
         self.module_list = nn.ModuleList([n.module for n in node_list if n.module is not None])
         self.nesting_depth = nesting_depth(self.module_list, "this GraphINN")
-        self._compile(node_list, graph)
+        self._compile(node_list, orders)
         self._verified: set[tuple[bool, bool]] = set()  # directions whose module answers were checked
         # the names of the tensors a call takes, per direction: InputNodes forward, OutputNodes in reverse
         self._input_names = {False: [n.name for n in self.input_nodes], True: [n.name for n in self.output_nodes]}
@@ -182,14 +184,13 @@ class GraphINN(Displayable, DtypeGuard, InvertibleModule):
         """
         return [n.input_dims[0] for n in self.output_nodes]
 
-    def _compile(self, node_list: list[BaseNode], graph: Any) -> None:
-        """Everything derived from the nodes: the graph, the orders, the plans and their runners."""
+    def _compile(self, node_list: list[BaseNode], orders: tuple[list[BaseNode], list[BaseNode]]) -> None:
+        """Everything derived from the nodes: the orders, the plans and their runners."""
         self.node_list = node_list
-        self.graph = graph
         self.input_nodes = [n for n in node_list if n.kind == "input"]
         self.condition_nodes = [n for n in node_list if n.kind == "condition"]
         self.output_nodes = [n for n in node_list if n.kind == "output"]
-        self._orders = (forward_order(graph, node_list), reverse_order(graph, node_list))
+        self._orders = orders
         self.plans = tuple(compile_plan(order, node_list, rev=bool(rev)) for rev, order in enumerate(self._orders))
         self._runners: list[PlanRunner | None] = [None, None]  # see _runner
         self._recording_runners: dict[bool, PlanRunner] = {}
@@ -211,7 +212,21 @@ class GraphINN(Displayable, DtypeGuard, InvertibleModule):
         with garbage_collector_paused():
             node_list = nodes_from_table(state.pop("node_list"))
             super().__setstate__(state)
-            self._compile(node_list, build_graph(node_list))
+            self._compile(node_list, execution_orders(node_list))
+
+    @functools.cached_property
+    def graph(self) -> nx.MultiDiGraph:
+        """The nodes as a ``networkx.MultiDiGraph`` (see ``freia_graph.framework.graph.graph_of``), built on
+        first use.
+
+        Example:
+            >>> import freia_graph.framework as Ff, freia_graph.modules as Fm
+            >>> x = Ff.InputNode(4, name="x"); p = Ff.Node(x, Fm.PermuteRandom, {}, name="p")
+            >>> inn = Ff.GraphINN([x, p, Ff.OutputNode(p, name="z")])
+            >>> [(u.name, v.name) for u, v in inn.graph.edges()]
+            [('x', 'p'), ('p', 'z')]
+        """
+        return graph_of(self.node_list)
 
     def output_dims(self, input_dims: list[Shape]) -> list[Shape]:
         """The shapes of the graph's outputs, checking ``input_dims`` against the InputNodes."""
