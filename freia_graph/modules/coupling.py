@@ -66,7 +66,7 @@ FastBackward = tuple[list[Tensor], list[Tensor | None], list[Tensor | None]]
 _FAST_BACKWARD_METHODS = (
     "forward", "memory_saving_backward", "_split", "_halves", "_join", "_subnet_input", "_stage_order",
     "_stage_coefficients", "_coefficients1", "_coefficients2", "_transform", "_prepare", "_couple", "_invert",
-    "_log_scale", "_log_det", "_join_log_dets",
+    "_couple_gradients", "_log_scale", "_log_det", "_join_log_dets",
 )
 
 
@@ -145,6 +145,12 @@ class _Coupling(InvertibleModule):
         """Prepared coefficients of direction ``rev`` turned into those of ``not rev`` (no subnet call)."""
         return prepared
 
+    def _couple_gradients(self, x: Tensor, y: Tensor, prepared: Any, rev: bool, grad_y: Tensor | None,
+                          grad_log_det: Tensor | None) -> tuple[Tensor | None, list[Tensor], list[Tensor]] | None:
+        """The gradients of ``y, log_det = _couple(x, prepared, rev)`` in closed form: ``x``'s, and the roots
+        to backpropagate into the subnet with their gradients; None to let autograd re-apply ``_couple``."""
+        return None
+
     def _transform(self, x: Tensor, coefficients: Any, rev: bool, jac: bool) -> tuple[Tensor, Tensor | None]:
         return self._couple(x, self._prepare(coefficients, rev), rev, jac)
 
@@ -201,7 +207,8 @@ class _Coupling(InvertibleModule):
             source = 1 - target if len(halves) == 2 else None
             x, grad_x, grad_u, grads_c = coupling_stage_backward(
                 self._stage_coefficients(target, rev), self._couple, self._invert, halves[target],
-                None if source is None else halves[source], c, rev, grads[target], log_det_grad, backprop, self)
+                None if source is None else halves[source], c, rev, grads[target], log_det_grad, backprop, self,
+                self._couple_gradients)
             halves[target], grads[target] = x, grad_x
             if source is not None:
                 grads[source] = _add(grads[source], grad_u)
@@ -256,6 +263,32 @@ class _AffineCoupling(_Coupling):
         # exact: the reverse log-scale is the forward one times the negated factor
         log_scale, shift = prepared
         return -log_scale, shift
+
+    def _couple_gradients(self, x: Tensor, y: Tensor, prepared: tuple[Tensor, Tensor], rev: bool,
+                          grad_y: Tensor | None,
+                          grad_log_det: Tensor | None) -> tuple[Tensor | None, list[Tensor], list[Tensor]] | None:
+        """``y = x e^s + t`` (reverse: ``(x - t) e^s``, ``s`` already negated) in closed form: ``x`` gets
+        ``g e^s``, ``t`` gets ``g`` (reverse: ``-g e^s``) and ``s`` gets ``g e^s x`` (reverse: ``g y``); the
+        log-det's gradient reaches ``s`` through autograd on ``_log_det`` (a sum). Sparing autograd the
+        affine map's nodes is most of what a recomputation costs beyond the subnet."""
+        log_scale, shift = prepared
+        if not log_scale.shape == shift.shape == x.shape:  # broadcast coefficients: let autograd reduce
+            return None
+        roots, root_grads = [], []
+        grad_x = None
+        if grad_y is not None:
+            with torch.no_grad():
+                grad_x = grad_y * torch.exp(log_scale.to(x.dtype))
+                grad_shift = -grad_x if rev else grad_y
+                grad_log_scale = grad_y * y if rev else grad_x * x
+            roots += [log_scale, shift]
+            root_grads += [grad_log_scale.to(log_scale.dtype), grad_shift.to(shift.dtype)]
+        if grad_log_det is not None:
+            log_det = self._log_det(log_scale, x)
+            if log_det.requires_grad:
+                roots.append(log_det.expand_as(grad_log_det))
+                root_grads.append(grad_log_det)
+        return grad_x, roots, root_grads
 
     def _log_det(self, log_scale: Tensor, x: Tensor) -> Tensor:
         return log_scale.sum(self._sum_dims)
