@@ -94,21 +94,50 @@ def _concat_shape(shapes: Sequence[Shape], dim: int, owner: str) -> Shape:
     return _replace(first, dim, sum(shape[dim] for shape in shapes))
 
 
-def _undo_cut_or_join(outputs: Sequence[Tensor], output_grads: Sequence[Tensor | None], sizes: Sequence[int],
-                      dim: int, cut: bool) -> tuple[list[Tensor], list[Tensor | None], list]:
-    """The inputs and input gradients of a step that cut its input into ``outputs`` along ``dim`` (``cut``),
-    or joined its inputs into ``outputs[0]``: the memory-saving backward of Split and Concat."""
-    if not cut:
-        grad = output_grads[0]
-        grads = [None] * len(sizes) if grad is None else list(grad.split_with_sizes(sizes, dim=dim))
-        return list(outputs[0].split_with_sizes(sizes, dim=dim)), grads, []
-    if all(grad is None for grad in output_grads):
-        return [torch.cat(list(outputs), dim=dim)], [None], []
-    grads = [torch.zeros_like(piece) if grad is None else grad for piece, grad in zip(outputs, output_grads)]
-    return [torch.cat(list(outputs), dim=dim)], [torch.cat(grads, dim=dim)], []
+class _Sections:
+    """What Split and Concat share: ``section_sizes`` along ``dim``, cut apart in one direction and joined in
+    the other (``cuts_forward``: whether the forward pass cuts)."""
+
+    cuts_forward: bool
+    section_sizes: list[int]
+    dim: int
+
+    def memory_saving_backward(
+        self,
+        outputs: Sequence[Tensor],
+        c: Sequence[Tensor] | None,
+        rev: bool,
+        output_grads: Sequence[Tensor | None],
+        log_det_grad: Tensor | None,
+        backprop: BackpropFn,
+    ) -> tuple[list[Tensor], list[Tensor | None], list] | None:
+        """Memory-saving backprop's fast path: the pieces and their gradients are joined again (a joined
+        tensor and its gradient cut again), with no recomputation. See
+        ``GLOWCouplingBlock.memory_saving_backward`` for the protocol; None (the generic path) for a subclass
+        that changes ``forward``.
+
+        Example:
+            >>> split = Split([(3,)], section_sizes=[1, 2])
+            >>> (x,), (grad_x,), _ = split.memory_saving_backward(
+            ...     [torch.zeros(1, 1), torch.ones(1, 2)], None, False, [None, torch.ones(1, 2)], None, None)
+            >>> x.tolist(), grad_x.tolist()
+            ([[0.0, 1.0, 1.0]], [[0.0, 1.0, 1.0]])
+        """
+        if not fast_backward_fits(self, ("forward", "memory_saving_backward")):
+            return None
+        dim = self.dim + 1
+        if self.cuts_forward == rev:  # the step joined: cut the joined tensor and its gradient again
+            grad = output_grads[0]
+            sizes = self.section_sizes
+            grads = [None] * len(sizes) if grad is None else list(grad.split_with_sizes(sizes, dim))
+            return list(outputs[0].split_with_sizes(sizes, dim)), grads, []
+        if all(grad is None for grad in output_grads):
+            return [torch.cat(list(outputs), dim)], [None], []
+        grads = [torch.zeros_like(piece) if grad is None else grad for piece, grad in zip(outputs, output_grads)]
+        return [torch.cat(list(outputs), dim)], [torch.cat(grads, dim)], []
 
 
-class Split(InvertibleModule):
+class Split(_Sections, InvertibleModule):
     r"""Cut one tensor into several along a dimension; the inverse concatenates them again.
 
     .. math:: (z_1, \dots, z_k) = (x_{[0, s_1)}, x_{[s_1, s_1 + s_2)}, \dots), \qquad \log|\det J| = 0
@@ -140,6 +169,7 @@ class Split(InvertibleModule):
     """
 
     _memory_saving_vetted = True
+    cuts_forward = True
 
     def __init__(
         self,
@@ -165,36 +195,12 @@ class Split(InvertibleModule):
             return (torch.cat(x_or_z, dim=self.dim + 1),), 0.0
         return x_or_z[0].split_with_sizes(self.section_sizes, dim=self.dim + 1), 0.0
 
-    def memory_saving_backward(
-        self,
-        outputs: Sequence[Tensor],
-        c: Sequence[Tensor] | None,
-        rev: bool,
-        output_grads: Sequence[Tensor | None],
-        log_det_grad: Tensor | None,
-        backprop: BackpropFn,
-    ) -> tuple[list[Tensor], list[Tensor | None], list] | None:
-        """Memory-saving backprop's fast path: the pieces and their gradients are joined again (cut again
-        in reverse), with no recomputation. See ``GLOWCouplingBlock.memory_saving_backward`` for the
-        protocol; None (the generic path) for a subclass that changes ``forward``.
-
-        Example:
-            >>> split = Split([(3,)], section_sizes=[1, 2])
-            >>> (x,), (grad_x,), _ = split.memory_saving_backward(
-            ...     [torch.zeros(1, 1), torch.ones(1, 2)], None, False, [None, torch.ones(1, 2)], None, None)
-            >>> x.tolist(), grad_x.tolist()
-            ([[0.0, 1.0, 1.0]], [[0.0, 1.0, 1.0]])
-        """
-        if not fast_backward_fits(self, ("forward", "memory_saving_backward")):
-            return None
-        return _undo_cut_or_join(outputs, output_grads, self.section_sizes, self.dim + 1, cut=not rev)
-
     def output_dims(self, input_dims: Sequence[Iterable[int]]) -> list[Shape]:
         shape = one_input_shape(input_dims, "Split")
         return _split_shapes(shape, self.dim, self.section_sizes, "Split")
 
 
-class Concat(InvertibleModule):
+class Concat(_Sections, InvertibleModule):
     r"""Join several tensors into one along a dimension; the inverse cuts them apart again.
 
     .. math:: z = (x_1, \dots, x_k) \text{ stacked along } dim, \qquad \log|\det J| = 0
@@ -220,6 +226,7 @@ class Concat(InvertibleModule):
     """
 
     _memory_saving_vetted = True
+    cuts_forward = False
 
     def __init__(
         self,
@@ -242,30 +249,6 @@ class Concat(InvertibleModule):
         if rev:
             return x_or_z[0].split_with_sizes(self.section_sizes, dim=self.dim + 1), 0.0
         return (torch.cat(x_or_z, dim=self.dim + 1),), 0.0
-
-    def memory_saving_backward(
-        self,
-        outputs: Sequence[Tensor],
-        c: Sequence[Tensor] | None,
-        rev: bool,
-        output_grads: Sequence[Tensor | None],
-        log_det_grad: Tensor | None,
-        backprop: BackpropFn,
-    ) -> tuple[list[Tensor], list[Tensor | None], list] | None:
-        """Memory-saving backprop's fast path: the joined tensor and its gradient are cut again (joined again
-        in reverse), with no recomputation. See ``GLOWCouplingBlock.memory_saving_backward`` for the
-        protocol; None (the generic path) for a subclass that changes ``forward``.
-
-        Example:
-            >>> concat = Concat([(1,), (2,)])
-            >>> (a, b), (grad_a, grad_b), _ = concat.memory_saving_backward(
-            ...     [torch.arange(3.0).reshape(1, 3)], None, False, [None], None, None)
-            >>> a.tolist(), b.tolist(), grad_a, grad_b
-            ([[0.0]], [[1.0, 2.0]], None, None)
-        """
-        if not fast_backward_fits(self, ("forward", "memory_saving_backward")):
-            return None
-        return _undo_cut_or_join(outputs, output_grads, self.section_sizes, self.dim + 1, cut=rev)
 
     def output_dims(self, input_dims: Sequence[Iterable[int]]) -> list[Shape]:
         shapes = normalize_shapes(input_dims, "input_dims")

@@ -19,10 +19,11 @@ import freia_graph.framework as Ff
 import freia_graph.modules as Fm
 from freia_graph.modules.permutations import _LearnedChannelMatrix
 from freia_graph.modules.reshapes import _SpaceToDepth
+from freia_graph.modules.topology import _Sections
 from freia_graph.testing import perturb_parameters
 from tests.framework.test_memory_saving import _assert_same_gradients
 
-HOOKED = (Fm.ActNorm, _LearnedChannelMatrix, _SpaceToDepth, Fm.Split, Fm.Concat)
+HOOKED = (Fm.ActNorm, _LearnedChannelMatrix, _SpaceToDepth, _Sections)
 
 
 @pytest.fixture
