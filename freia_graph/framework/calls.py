@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 
-
 def as_tensor_list(values: Any, names: Sequence[str], what: str) -> list[Tensor]:
     """The caller's tensors as a list in node order: from a tensor, a list/tuple or a dict keyed by name.
 

@@ -17,10 +17,12 @@ and takes care of ``module``'s parameters; parameter gradients it derives in clo
 ``backprop.accumulate(parameter, grad)``. Where present and accepting, the hook replaces the generic
 inversion + recomputation: the coupling blocks (GLOW, RealNVP, GIN, NICE, one-sided and conditional
 affine) evaluate each subnet once there, since the conditioning half that the inversion and the
-recomputation feed it is the same, making a training step cost a no-grad forward plus a normal one;
-ActNorm and the learned channel matrices (InvertibleConv1x1, InvertibleLinear) are affine per position,
-so their hooks rebuild the input and derive every gradient in closed form, with no recomputation and
-no autograd call (on small tensors, autograd's fixed cost per call is what such a step would pay). A
+recomputation feed it is the same, making a training step cost a no-grad forward plus a normal one (the
+affine map's own gradients in closed form, autograd running through the subnet only); ActNorm, the
+learned channel matrices (InvertibleConv1x1, InvertibleLinear), the Haar and i-RevNet resamplings, Split
+and Concat are affine per position, so their hooks rebuild the input and derive every gradient in closed
+form, with no recomputation and no autograd call (on small tensors, autograd's fixed cost per call is
+what such a step would pay). A
 hook must decline whenever it might not compute exactly what the module's ``forward`` does: the couplings
 decline for subclasses that override ``forward`` or any helper the hook relies on, for modules with
 forward hooks, and for a conditional block called without conditions (see
@@ -50,6 +52,7 @@ from torch import Tensor, nn
 from freia_graph.framework.call_form import call_in_form
 from freia_graph.framework.calls import add_log_det, as_tuple, per_sample_log_det
 from freia_graph.framework.plan import Plan, Step
+from freia_graph.modules._coupling_tools import _leaf
 
 __all__ = [
     "Backprop", "EAGER_REASON", "eager_under_compile", "MemorySavingRun", "memory_saving_every",
@@ -179,15 +182,15 @@ def _note(error: BaseException, step: Step, phase: str) -> None:
     error.add_note(f"(raised in '{name}' while {phase} for memory-saving backprop)")
 
 
-def _trainable_parameters(modules: Sequence[nn.Module]) -> list[Tensor]:
-    """The parameters of ``modules`` and their submodules that require grad, each once.
+def _trainable_parameters(module: nn.Module) -> list[Tensor]:
+    """The parameters of ``module`` and its submodules that require grad, each once.
 
     What ``module.parameters()`` yields, without building every submodule's qualified name (about five times
     faster, and it runs on every call).
 
     Example:
-        >>> net = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
-        >>> [tuple(p.shape) for p in _trainable_parameters([net, net[0]])]
+        >>> shared = nn.Linear(2, 2)
+        >>> [tuple(p.shape) for p in _trainable_parameters(nn.Sequential(shared, nn.ReLU(), shared))]
         [(2, 2), (2,)]
     """
     found: dict[int, Tensor] = {}
@@ -200,8 +203,7 @@ def _trainable_parameters(modules: Sequence[nn.Module]) -> list[Tensor]:
             if child is not None:
                 visit(child)
 
-    for module in modules:
-        visit(module)
+    visit(module)
     return list(found.values())
 
 
@@ -263,7 +265,7 @@ class MemorySavingRun(torch.autograd.Function):
             inputs: list[Tensor], conditions: list[Tensor], rev: bool, jac: bool,
             reference: Tensor) -> tuple[list[Tensor], Tensor]:
         """Run ``plan`` in memory-saving mode (``forward_modules``: the modules or checked wrappers)."""
-        per_module = [_trainable_parameters([module]) for module in modules]
+        per_module = [_trainable_parameters(module) for module in modules]
         parameters = list({id(p): p for found in per_module for p in found}.values())
         needless = _needless_steps(plan, [bool(found) for found in per_module], inputs + conditions)
         parameters_of = {id(module): found for module, found in zip(modules, per_module)}
@@ -408,7 +410,7 @@ class Backprop:
         targets = [leaf for leaf in leaves if leaf is not None and leaf.requires_grad]
         parameters = self._parameters_of.get(id(module))
         if parameters is None:
-            parameters = self._parameters_of[id(module)] = _trainable_parameters([module])
+            parameters = self._parameters_of[id(module)] = _trainable_parameters(module)
         if not roots or (not targets and not parameters):
             return [None] * len(leaves)
         found = torch.autograd.grad(roots, targets + parameters, root_grads, allow_unused=True)
@@ -416,7 +418,6 @@ class Backprop:
             self.accumulate(parameter, grad)
         leaf_grads = iter(found)
         return [next(leaf_grads) if leaf is not None and leaf.requires_grad else None for leaf in leaves]
-
 
     def accumulate(self, parameter: Tensor, grad: Tensor | None) -> None:
         """Take a gradient of a region's ``parameter`` (one a hook computed in closed form, or autograd's);
@@ -456,10 +457,6 @@ def _in_layout(value: Tensor, strides: Sequence[int]) -> Tensor:
         return value
     inverse = sorted(range(len(order)), key=order.__getitem__)
     return value.permute(order).contiguous().permute(inverse)
-
-
-def _leaf(value: Tensor) -> Tensor:
-    return value.detach().requires_grad_(value.is_floating_point() or value.is_complex())
 
 
 def _backward_step(ctx: Any, step: Step, position: int, values: dict[int, Tensor], gradients: dict[int, Tensor],

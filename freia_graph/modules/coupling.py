@@ -269,8 +269,8 @@ class _AffineCoupling(_Coupling):
                           grad_log_det: Tensor | None) -> tuple[Tensor | None, list[Tensor], list[Tensor]] | None:
         """``y = x e^s + t`` (reverse: ``(x - t) e^s``, ``s`` already negated) in closed form: ``x`` gets
         ``g e^s``, ``t`` gets ``g`` (reverse: ``-g e^s``) and ``s`` gets ``g e^s x`` (reverse: ``g y``); the
-        log-det's gradient reaches ``s`` through autograd on ``_log_det`` (a sum). Sparing autograd the
-        affine map's nodes is most of what a recomputation costs beyond the subnet."""
+        log-det's gradient reaches ``s`` through autograd on ``_log_det`` (a sum). Autograd then runs only
+        through the subnet and the clamp, not the affine map (about 1-1.5 % of a block's backward on CPU)."""
         log_scale, shift = prepared
         if not log_scale.shape == shift.shape == x.shape:  # broadcast coefficients: let autograd reduce
             return None

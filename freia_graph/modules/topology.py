@@ -102,6 +102,12 @@ class _Sections:
     section_sizes: list[int]
     dim: int
 
+    def _cut(self, x: Tensor) -> tuple[Tensor, ...]:
+        return x.split_with_sizes(self.section_sizes, dim=self.dim + 1)
+
+    def _join(self, pieces: Sequence[Tensor]) -> Tensor:
+        return torch.cat(pieces, dim=self.dim + 1)
+
     def memory_saving_backward(
         self,
         outputs: Sequence[Tensor],
@@ -123,18 +129,16 @@ class _Sections:
             >>> x.tolist(), grad_x.tolist()
             ([[0.0, 1.0, 1.0]], [[0.0, 1.0, 1.0]])
         """
-        if not fast_backward_fits(self, ("forward", "memory_saving_backward")):
+        if not fast_backward_fits(self, ("forward", "memory_saving_backward", "_cut", "_join")):
             return None
-        dim = self.dim + 1
         if self.cuts_forward == rev:  # the step joined: cut the joined tensor and its gradient again
             grad = output_grads[0]
-            sizes = self.section_sizes
-            grads = [None] * len(sizes) if grad is None else list(grad.split_with_sizes(sizes, dim))
-            return list(outputs[0].split_with_sizes(sizes, dim)), grads, []
+            grads = [None] * len(self.section_sizes) if grad is None else list(self._cut(grad))
+            return list(self._cut(outputs[0])), grads, []
         if all(grad is None for grad in output_grads):
-            return [torch.cat(list(outputs), dim)], [None], []
+            return [self._join(outputs)], [None], []
         grads = [torch.zeros_like(piece) if grad is None else grad for piece, grad in zip(outputs, output_grads)]
-        return [torch.cat(list(outputs), dim)], [torch.cat(grads, dim)], []
+        return [self._join(outputs)], [self._join(grads)], []
 
 
 class Split(_Sections, InvertibleModule):
@@ -192,8 +196,8 @@ class Split(_Sections, InvertibleModule):
         self, x_or_z: Sequence[Tensor], c: Sequence[Tensor] | None = None, rev: bool = False, jac: bool = True
     ) -> tuple[tuple[Tensor, ...], float]:
         if rev:
-            return (torch.cat(x_or_z, dim=self.dim + 1),), 0.0
-        return x_or_z[0].split_with_sizes(self.section_sizes, dim=self.dim + 1), 0.0
+            return (self._join(x_or_z),), 0.0
+        return self._cut(x_or_z[0]), 0.0
 
     def output_dims(self, input_dims: Sequence[Iterable[int]]) -> list[Shape]:
         shape = one_input_shape(input_dims, "Split")
@@ -247,8 +251,8 @@ class Concat(_Sections, InvertibleModule):
         self, x_or_z: Sequence[Tensor], c: Sequence[Tensor] | None = None, rev: bool = False, jac: bool = True
     ) -> tuple[tuple[Tensor, ...], float]:
         if rev:
-            return x_or_z[0].split_with_sizes(self.section_sizes, dim=self.dim + 1), 0.0
-        return (torch.cat(x_or_z, dim=self.dim + 1),), 0.0
+            return self._cut(x_or_z[0]), 0.0
+        return (self._join(x_or_z),), 0.0
 
     def output_dims(self, input_dims: Sequence[Iterable[int]]) -> list[Shape]:
         shapes = normalize_shapes(input_dims, "input_dims")
