@@ -280,10 +280,10 @@ class BackpropFn(Protocol):
 StageGradients = tuple[Tensor, Tensor | None, Tensor | None, list[Tensor | None]]
 
 
-#: ``(x, y, coefficients, rev, grad_y, grad_log_det) -> (grad_x, roots, root_grads)`` or None: a stage's
-#: gradients in closed form (see ``_AffineCoupling._couple_gradients``)
-StageGradientsFn = Callable[[Tensor, Tensor, Any, bool, Tensor | None, Tensor | None],
-                            tuple[Tensor | None, list[Tensor], list[Tensor]] | None]
+#: ``(y, coefficients, rev, grad_y, grad_log_det) -> (x, grad_x, roots, root_grads)`` or None: a stage's
+#: input rebuilt and its gradients in closed form (see ``_AffineCoupling._couple_gradients``)
+StageGradientsFn = Callable[[Tensor, Any, bool, Tensor | None, Tensor | None],
+                            tuple[Tensor, Tensor | None, list[Tensor], list[Tensor]] | None]
 
 
 def coupling_stage_backward(
@@ -303,10 +303,10 @@ def coupling_stage_backward(
     """Backward through one coupling stage ``y = apply(x, coefficients(u, c))`` given only ``y``.
 
     The subnet runs once, with grad, on the conditioning values ``u`` (unchanged by the stage) and the
-    conditions; the same coefficients, inverted, rebuild ``x`` (no grad). Then either ``gradients`` gives
-    ``x``'s gradient and the coefficients' in closed form, or (where it is None or returns None) ``y`` is
-    recomputed from a leaf ``x`` for autograd. One subnet evaluation serves both the inversion and the
-    gradients that memory-saving backprop needs.
+    conditions. Then either ``gradients`` rebuilds ``x`` and gives its gradient and the coefficients' in
+    closed form, or (where it is None or returns None) the inverted coefficients rebuild ``x`` (no grad) and
+    ``y`` is recomputed from a leaf ``x`` for autograd. One subnet evaluation serves both the inversion and
+    the gradients that memory-saving backprop needs.
 
     Args:
         coefficients: ``(u, c) -> coefficients`` of direction ``rev``, evaluating the subnet.
@@ -319,8 +319,8 @@ def coupling_stage_backward(
         backprop: backpropagates the recomputed stage (returns the leaves' gradients, handles the
             parameters of ``module``).
         module: the block whose parameters the stage uses.
-        gradients: the stage's gradients in closed form: ``x``'s, and the roots (the coefficients, the
-            log-det) with their gradients for backpropagating into the subnet; None where it does not apply.
+        gradients: the stage in closed form: ``x`` rebuilt, its gradient, and the roots (the coefficients,
+            the log-det) with their gradients for backpropagating into the subnet; None where it does not apply.
 
     Returns:
         ``(x, grad_x, grad_u, grad_c)``, ``x`` detached, None for no gradient.
@@ -341,13 +341,13 @@ def coupling_stage_backward(
     c_leaves = [_leaf(condition) for condition in c]
     with torch.enable_grad():
         stage_coefficients = coefficients(u_leaf, c_leaves)
-        with torch.no_grad():
-            x, _ = apply(y, invert(stage_coefficients), not rev, False)
-        closed_form = None if gradients is None else gradients(x, y, stage_coefficients, rev, grad_y, grad_log_det)
+        closed_form = None if gradients is None else gradients(y, stage_coefficients, rev, grad_y, grad_log_det)
         if closed_form is not None:
-            grad_x, roots, root_grads = closed_form
+            x, grad_x, roots, root_grads = closed_form
             grads = backprop(roots, root_grads, [u_leaf, *c_leaves], module)
             return x, grad_x, grads[0], grads[1:]
+        with torch.no_grad():
+            x, _ = apply(y, invert(stage_coefficients), not rev, False)
         x_leaf = _leaf(x)
         y_again, log_det = apply(x_leaf, stage_coefficients, rev, grad_log_det is not None)
         roots, root_grads = [], []
