@@ -16,6 +16,7 @@ __all__ = [
     "CLAMP_ACTIVATIONS",
     "DEFAULT_SUBNET_INIT_SCALE",
     "BackpropFn",
+    "StageClosedForm",
     "StageGradientsFn",
     "append_condition",
     "build_subnet",
@@ -280,10 +281,13 @@ class BackpropFn(Protocol):
 StageGradients = tuple[Tensor, Tensor | None, Tensor | None, list[Tensor | None]]
 
 
-#: ``(y, coefficients, rev, grad_y, grad_log_det) -> (x, grad_x, roots, root_grads)`` or None: a stage's
-#: input rebuilt and its gradients in closed form (see ``_AffineCoupling._couple_gradients``)
-StageGradientsFn = Callable[[Tensor, Any, bool, Tensor | None, Tensor | None],
-                            tuple[Tensor, Tensor | None, list[Tensor], list[Tensor]] | None]
+#: ``(x, grad_x, roots, root_grads)``: a stage's input rebuilt, its gradient, and the roots to backpropagate
+#: into the subnet with their gradients
+StageClosedForm = tuple[Tensor, Tensor | None, list[Tensor], list[Tensor]]
+
+#: ``(y, coefficients, rev, grad_y, grad_log_det) -> StageClosedForm`` or None: a stage undone and
+#: differentiated in closed form (see ``_AffineCoupling._couple_gradients``)
+StageGradientsFn = Callable[[Tensor, Any, bool, Tensor | None, Tensor | None], StageClosedForm | None]
 
 
 def coupling_stage_backward(

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from ._coupling_tools import (
     DEFAULT_SUBNET_INIT_SCALE,
     BackpropFn,
+    StageClosedForm,
     append_condition,
     build_subnet,
     check_condition_dims,
@@ -146,7 +147,7 @@ class _Coupling(InvertibleModule):
         return prepared
 
     def _couple_gradients(self, y: Tensor, prepared: Any, rev: bool, grad_y: Tensor | None,
-                          grad_log_det: Tensor | None) -> tuple[Tensor, Tensor | None, list[Tensor], list[Tensor]] | None:
+                          grad_log_det: Tensor | None) -> StageClosedForm | None:
         """``y, log_det = _couple(x, prepared, rev)`` undone and differentiated in closed form: ``x``, its
         gradient, and the roots to backpropagate into the subnet with their gradients; None to let autograd
         re-apply ``_couple`` to the ``x`` that ``_invert`` rebuilds."""
@@ -266,14 +267,14 @@ class _AffineCoupling(_Coupling):
         return -log_scale, shift
 
     def _couple_gradients(self, y: Tensor, prepared: tuple[Tensor, Tensor], rev: bool, grad_y: Tensor | None,
-                          grad_log_det: Tensor | None) -> tuple[Tensor, Tensor | None, list[Tensor], list[Tensor]] | None:
+                          grad_log_det: Tensor | None) -> StageClosedForm | None:
         """``y = x e^s + t`` (reverse: ``(x - t) e^s``, ``s`` already negated) undone and differentiated in
         closed form, sharing ``e^s`` and ``y - t`` between the two. Forward: ``x = (y - t) / e^s``; ``x`` gets
         ``g e^s``, ``t`` gets ``g``, ``s`` gets ``g (y - t)``. Reverse: ``x = t + y / e^s``; ``x`` gets
         ``g e^s``, ``t`` gets ``-g e^s``, ``s`` gets ``g y``. Where the log-det is the plain sum of ``s`` (and
         ``s`` is in ``y``'s precision), its gradient is added to ``s``'s directly; otherwise it reaches ``s``
-        through autograd on ``_log_det``. Autograd then runs only through the subnet and the clamp: the affine map is neither
-        re-applied nor recorded."""
+        through autograd on ``_log_det``. Autograd then runs only through the subnet and the clamp: the affine
+        map is neither re-applied nor recorded."""
         log_scale, shift = prepared
         if not log_scale.shape == shift.shape == y.shape:  # broadcast coefficients: let autograd reduce
             return None
