@@ -16,6 +16,7 @@ __all__ = [
     "CLAMP_ACTIVATIONS",
     "DEFAULT_SUBNET_INIT_SCALE",
     "BackpropFn",
+    "FastBackward",
     "StageClosedForm",
     "StageGradientsFn",
     "append_condition",
@@ -277,6 +278,9 @@ class BackpropFn(Protocol):
         is frozen)."""
         ...
 
+
+#: what a ``memory_saving_backward`` hook returns when it accepts: ``(inputs, input_grads, condition_grads)``
+FastBackward = tuple[list[Tensor], list[Tensor | None], list[Tensor | None]]
 
 StageGradients = tuple[Tensor, Tensor | None, Tensor | None, list[Tensor | None]]
 

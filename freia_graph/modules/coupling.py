@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from ._coupling_tools import (
     DEFAULT_SUBNET_INIT_SCALE,
     BackpropFn,
+    FastBackward,
     StageClosedForm,
     append_condition,
     build_subnet,
@@ -60,7 +61,6 @@ __all__ = [
 
 SubnetConstructor = Callable[..., nn.Module]
 ClampActivation = str | Callable[[Tensor], Tensor]
-FastBackward = tuple[list[Tensor], list[Tensor | None], list[Tensor | None]]
 
 # What the memory-saving fast path re-derives the block's maths from: a subclass overriding any of
 # these (or forward) gets the generic path (see fast_backward_fits).

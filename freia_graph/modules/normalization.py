@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ._coupling_tools import BackpropFn, fast_backward_fits
+from ._coupling_tools import BackpropFn, FastBackward, fast_backward_fits
 from ._state_dict_compat import Entries, register_layout_conversion, reshape_entries
 from .base import InvertibleModule, Shape
 from .permutations import single_input_shape
@@ -201,7 +201,7 @@ class ActNorm(InvertibleModule):
         output_grads: Sequence[Tensor | None],
         log_det_grad: Tensor | None,
         backprop: BackpropFn,
-    ) -> tuple[list[Tensor], list[Tensor | None], list] | None:
+    ) -> FastBackward | None:
         r"""Memory-saving backprop's fast path, in closed form, with no recomputation and no autograd call.
 
         Forward, :math:`y = (x - \mu) e^{-\log\sigma}`: the input is rebuilt by the reverse formula, its

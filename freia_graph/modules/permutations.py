@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._coupling_tools import BackpropFn, fast_backward_fits, single_input
+from ._coupling_tools import BackpropFn, FastBackward, fast_backward_fits, single_input
 from ._state_dict_compat import Entries, register_layout_conversion, reshape_entries
 from .base import InvertibleModule, Shape
 
@@ -118,7 +118,7 @@ class PermuteRandom(InvertibleModule):
         output_grads: Sequence[Tensor | None],
         log_det_grad: Tensor | None,
         backprop: BackpropFn,
-    ) -> tuple[list[Tensor], list[Tensor | None], list] | None:
+    ) -> FastBackward | None:
         """Memory-saving backprop's fast path: the input and its gradient are the output and its gradient
         permuted back (no recomputation, no autograd call; the log-det is constant). See
         ``GLOWCouplingBlock.memory_saving_backward`` for the protocol; None (the generic path) for a subclass
@@ -482,7 +482,7 @@ class _LearnedChannelMatrix(InvertibleModule):
         output_grads: Sequence[Tensor | None],
         log_det_grad: Tensor | None,
         backprop: BackpropFn,
-    ) -> tuple[list[Tensor], list[Tensor | None], list] | None:
+    ) -> FastBackward | None:
         r"""Memory-saving backprop's fast path, in closed form, with no recomputation and no autograd call.
 
         The step is :math:`y = M x` at every position (:math:`M = W`, or :math:`W^{-1}` in reverse), so

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._coupling_tools import BackpropFn, fast_backward_fits
+from ._coupling_tools import BackpropFn, FastBackward, fast_backward_fits
 from ._state_dict_compat import Entries, register_layout_conversion
 from .base import InvertibleModule, Shape, normalize_shapes
 from .permutations import single_input_shape
@@ -195,7 +195,7 @@ class _SpaceToDepth(InvertibleModule):
         output_grads: Sequence[Tensor | None],
         log_det_grad: Tensor | None,
         backprop: BackpropFn,
-    ) -> tuple[list[Tensor], list[Tensor | None], list] | None:
+    ) -> FastBackward | None:
         """Memory-saving backprop's fast path: ``_down`` is ``g`` times an orthogonal map, so the input is
         rebuilt by the opposite resampling and the input's gradient is the opposite resampling of the
         output's, scaled by ``g**2`` (``1 / g**2`` after an upsampling); the log-det is constant. No

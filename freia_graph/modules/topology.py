@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor
 
-from ._coupling_tools import BackpropFn, fast_backward_fits
+from ._coupling_tools import BackpropFn, FastBackward, fast_backward_fits
 from .base import InvertibleModule, Shape, _is_int, normalize_shapes
 from .permutations import single_input_shape
 
@@ -116,7 +116,7 @@ class _Sections:
         output_grads: Sequence[Tensor | None],
         log_det_grad: Tensor | None,
         backprop: BackpropFn,
-    ) -> tuple[list[Tensor], list[Tensor | None], list] | None:
+    ) -> FastBackward | None:
         """Memory-saving backprop's fast path: the pieces and their gradients are joined again (a joined
         tensor and its gradient cut again), with no recomputation. See
         ``GLOWCouplingBlock.memory_saving_backward`` for the protocol; None (the generic path) for a subclass
