@@ -150,6 +150,18 @@ def append_condition(u: Tensor, c: Sequence[Tensor] | None, block: str) -> Tenso
     return torch.cat((u, *c), 1)
 
 
+def cast(value: Tensor, dtype: torch.dtype) -> Tensor:
+    """``value.to(dtype)``, without the call where ``value`` has that dtype already (a no-op ``.to`` costs as
+    much as an elementwise op on a small tensor, and the couplings convert per stage for autocast's sake).
+
+    Example:
+        >>> x = torch.zeros(2)
+        >>> cast(x, torch.float32) is x, cast(x, torch.float64).dtype
+        (True, torch.float64)
+    """
+    return value if value.dtype == dtype else value.to(dtype)
+
+
 def scale_and_shift(x: Tensor, log_scale: Tensor, shift: Tensor, rev: bool) -> Tensor:
     """``x * exp(log_scale) + shift``, or with ``rev`` its inverse ``(x - shift) * exp(log_scale)``.
 
@@ -162,7 +174,7 @@ def scale_and_shift(x: Tensor, log_scale: Tensor, shift: Tensor, rev: bool) -> T
         >>> scale_and_shift(x, torch.zeros(2), torch.ones(2), rev=False).tolist()
         [2.0, 3.0]
     """
-    scale = torch.exp(log_scale.to(x.dtype))
+    scale = torch.exp(cast(log_scale, x.dtype))
     if rev:
         return (x - shift) * scale
     return torch.addcmul(shift, x, scale)

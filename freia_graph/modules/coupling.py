@@ -40,6 +40,7 @@ from ._coupling_tools import (
     StageClosedForm,
     append_condition,
     build_subnet,
+    cast,
     check_condition_dims,
     coupling_stage_backward,
     fast_backward_fits,
@@ -282,25 +283,26 @@ class _AffineCoupling(_Coupling):
         # the normal mode adds the two in s's low precision
         summed = type(self)._log_det is _AffineCoupling._log_det and log_scale.dtype == y.dtype
         with torch.no_grad():
-            scale = torch.exp(log_scale.to(y.dtype))
+            scale = torch.exp(cast(log_scale, y.dtype))
             if rev:
-                x = torch.addcdiv(shift.to(y.dtype), y, scale)
+                x = torch.addcdiv(cast(shift, y.dtype), y, scale)
             else:
-                offset = y - shift.to(y.dtype)
+                offset = y - cast(shift, y.dtype)
                 x = offset / scale
             roots, root_grads = [], []
             grad_x = grad_log_scale = None
+            per_sample = grad_log_det.view(-1, *([1] * (y.dim() - 1))) if grad_log_det is not None and summed else None
             if grad_y is not None:
                 grad_x = grad_y * scale
-                grad_log_scale = grad_y * (y if rev else offset)
                 roots.append(shift)
-                root_grads.append((-grad_x if rev else grad_y).to(shift.dtype))
-            if grad_log_det is not None and summed:
-                per_sample = grad_log_det.view(-1, *([1] * (y.dim() - 1)))
-                grad_log_scale = per_sample.expand_as(y) if grad_log_scale is None else grad_log_scale + per_sample
+                root_grads.append(cast(-grad_x if rev else grad_y, shift.dtype))
+                source = y if rev else offset
+                grad_log_scale = grad_y * source if per_sample is None else torch.addcmul(per_sample, grad_y, source)
+            elif per_sample is not None:
+                grad_log_scale = per_sample.expand_as(y)
             if grad_log_scale is not None:
                 roots.append(log_scale)
-                root_grads.append(grad_log_scale.to(log_scale.dtype))
+                root_grads.append(cast(grad_log_scale, log_scale.dtype))
         if grad_log_det is not None and not summed:
             log_det = self._log_det(log_scale, x)
             if log_det.requires_grad:

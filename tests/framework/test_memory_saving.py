@@ -16,7 +16,7 @@ from torch import nn
 
 import freia_graph.framework as Ff
 import freia_graph.modules as Fm
-from freia_graph.framework.memory_saving import MemorySavingRun
+from freia_graph.framework.memory_saving import MemorySavingRun, _grad
 from freia_graph.presets import multiscale_flow
 from freia_graph.testing import perturb_parameters, saved_tensor_bytes
 from freia_graph.testing.strategies import graph_inputs, graphs
@@ -411,3 +411,36 @@ def test_without_log_det():
         assert (a is None) == (b is None)
         if a is not None:
             torch.testing.assert_close(a, b, rtol=TOLERANCE, atol=TOLERANCE)
+
+
+def test_engine_call_matches_autograd_grad(monkeypatch):
+    # plain tensors skip torch.autograd.grad's argument checks: same gradients, None for an unused input
+    w = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    unused = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    roots = (w.sin() * w).chunk(2)
+    root_grads = [torch.randn(2, dtype=torch.float64) for _ in roots]
+    expected = torch.autograd.grad(roots, [w, unused], root_grads, retain_graph=True, allow_unused=True)
+    monkeypatch.setattr(torch.autograd, "grad", None)  # the engine path must not need it
+    got = _grad(roots, [w, unused], root_grads)
+    assert got[1] is None
+    torch.testing.assert_close(got[0], expected[0], rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="shape"):  # the engine still checks each root's gradient
+        _grad([w * 2], [w], [torch.ones(3, dtype=torch.float64)])
+
+
+def test_tensor_subclass_takes_autograd_grad():
+    class Traced(torch.Tensor):
+        calls: list = []
+
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            cls.calls.append(func)
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    w = torch.randn(3, requires_grad=True)
+    traced = w.as_subclass(Traced)
+    root = traced * 3
+    Traced.calls.clear()
+    (grad,) = _grad([root], [traced], [torch.ones(3)])
+    assert torch.autograd.grad in Traced.calls  # handled as torch.autograd.grad handles subclasses
+    torch.testing.assert_close(grad.as_subclass(torch.Tensor), torch.full((3,), 3.0))
